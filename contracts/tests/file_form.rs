@@ -1,0 +1,221 @@
+//! The YAML/JSON form: human units, errors that name the field and the line, and the examples.
+
+use zos_contracts::{
+    file::{DeploymentFile, FileError},
+    validate, EnvValue, WorkloadSpec,
+};
+
+const IMAGE: &str =
+    "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
+
+#[test]
+fn every_example_loads_and_validates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("examples/ exists") {
+        let path = entry.unwrap().path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        if !matches!(ext, Some("yaml" | "yml" | "json")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = DeploymentFile::from_str_any(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let d = file
+            .into_deployment(None)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        validate(&d).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 3, "expected at least three examples, found {seen}");
+}
+
+#[test]
+fn human_units_read_and_write() {
+    let yaml = format!(
+        "workloads:
+  - name: web
+    container:
+      image: {IMAGE}
+      cpu: 0.5
+      memory: 512MiB
+  - name: data
+    volume:
+      size: 10GB
+"
+    );
+    let d = DeploymentFile::from_yaml(&yaml)
+        .unwrap()
+        .into_deployment(None)
+        .unwrap();
+    let WorkloadSpec::Container(c) = &d.workloads[0].spec else {
+        panic!()
+    };
+    assert_eq!((c.cpu_millis, c.memory), (500, 512 << 20));
+    assert_eq!(c.image.digest[0], 0x3f);
+    let WorkloadSpec::Volume(v) = &d.workloads[1].spec else {
+        panic!()
+    };
+    assert_eq!(v.size, 10_000_000_000);
+
+    let out = DeploymentFile::from_deployment(&d).unwrap().to_yaml();
+    assert!(out.contains("memory: 512MiB"), "{out}");
+    assert!(out.contains("cpu: 500m"), "{out}");
+    assert!(out.contains(&format!("image: {IMAGE}")), "{out}");
+}
+
+#[test]
+fn yaml_errors_name_the_field_and_the_line() {
+    let yaml = format!(
+        "version: 1
+workloads:
+  - name: web
+    container:
+      image: {IMAGE}
+      cpu: 1
+      memroy: 64MiB
+"
+    );
+    let e = DeploymentFile::from_yaml(&yaml).unwrap_err();
+    let FileError::Parse { path, line, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(path, "workloads[0].container.memroy");
+    assert_eq!(*line, Some(7));
+    assert!(e.to_string().contains("unknown field `memroy`"), "{e}");
+
+    let yaml = format!(
+        "workloads:
+  - name: web
+    container:
+      image: {IMAGE}
+      cpu: 1
+      memory: 64 parsecs
+"
+    );
+    let e = DeploymentFile::from_yaml(&yaml).unwrap_err();
+    let FileError::Parse { path, line, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(path, "workloads[0].container.memory");
+    assert_eq!(*line, Some(6));
+    assert!(e.to_string().contains("unknown unit"), "{e}");
+}
+
+#[test]
+fn images_need_a_digest_and_no_tag() {
+    for (image, why) in [
+        ("127.0.0.1:5000/app:latest", "no digest"),
+        ("127.0.0.1:5000/app:1.0@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79", "tags are not accepted"),
+        ("127.0.0.1:5000/app@sha512:00", "only sha256"),
+        ("127.0.0.1:5000/app@sha256:abc", "64 hex digits"),
+        ("busybox@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79", "not a repository"),
+    ] {
+        let yaml = format!("workloads: [{{ name: a, container: {{ image: \"{image}\", cpu: 1, memory: 64MiB }} }}]");
+        let e = DeploymentFile::from_yaml(&yaml).unwrap_err();
+        assert!(e.to_string().contains(why), "{image}: {e}");
+        assert!(e.to_string().contains("workloads[0].container.image"), "{e}");
+    }
+}
+
+#[test]
+fn a_workload_has_exactly_one_kind() {
+    let e = DeploymentFile::from_yaml("workloads: [{ name: a }]")
+        .unwrap()
+        .into_deployment(None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "workloads[0]: set exactly one of container, vm, volume, disk or network"
+    );
+    let e = DeploymentFile::from_yaml(
+        "workloads: [{ name: a, volume: { size: 1MiB }, disk: { size: 1MiB } }]",
+    )
+    .unwrap()
+    .into_deployment(None)
+    .unwrap_err();
+    assert!(matches!(e, FileError::Kind { .. }));
+}
+
+#[test]
+fn bounds_are_reported_with_the_path() {
+    let long = "x".repeat(300);
+    let e = DeploymentFile::from_yaml(&format!("description: {long}\nworkloads: []"))
+        .unwrap()
+        .into_deployment(None)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "description: longer than 256");
+}
+
+#[test]
+fn json_is_read_with_the_same_rules() {
+    let json = format!(
+        r#"{{"workloads": [{{"name": "web", "container": {{"image": "{IMAGE}", "cpu": 2, "memory": "1GiB", "bogus": 1}}}}]}}"#
+    );
+    let e = DeploymentFile::from_str_any(&json).unwrap_err();
+    let FileError::Parse { path, line, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(path, "workloads[0].container.bogus");
+    assert_eq!(*line, Some(1));
+    let ok = json.replace(r#", "bogus": 1"#, "");
+    let d = DeploymentFile::from_str_any(&ok)
+        .unwrap()
+        .into_deployment(None)
+        .unwrap();
+    validate(&d).unwrap();
+    let back =
+        DeploymentFile::from_json(&DeploymentFile::from_deployment(&d).unwrap().to_json()).unwrap();
+    assert_eq!(back.into_deployment(None).unwrap(), d);
+}
+
+#[test]
+fn secrets_are_sealed_to_the_node_and_never_written_plain() {
+    let node = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let yaml = format!(
+        "workloads:
+  - name: web
+    container:
+      image: {IMAGE}
+      cpu: 1
+      memory: 64MiB
+      env:
+        MODE: prod
+        TOKEN: {{ secret: hunter2 }}
+"
+    );
+    let file = DeploymentFile::from_yaml(&yaml).unwrap();
+    let e = file.into_deployment(None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "workloads[0].container.env.TOKEN: a secret needs the node's key to be sealed to"
+    );
+
+    let d = file
+        .into_deployment(Some(node.verifying_key().as_bytes()))
+        .unwrap();
+    validate(&d).unwrap();
+    let WorkloadSpec::Container(c) = &d.workloads[0].spec else {
+        panic!()
+    };
+    let EnvValue::Sealed(sealed) = &c.env[1].value else {
+        panic!("not sealed")
+    };
+    assert_eq!(
+        zos_contracts::sealed::open(&node, sealed).unwrap(),
+        b"hunter2"
+    );
+    let encoded = codec::Encode::encode(&d);
+    assert!(
+        !encoded.windows(7).any(|w| w == b"hunter2"),
+        "plain secret on chain"
+    );
+
+    let out = DeploymentFile::from_deployment(&d).unwrap().to_yaml();
+    assert!(out.contains("sealed:") && !out.contains("hunter2"), "{out}");
+    let again = DeploymentFile::from_yaml(&out)
+        .unwrap()
+        .into_deployment(None)
+        .unwrap();
+    assert_eq!(again, d);
+}

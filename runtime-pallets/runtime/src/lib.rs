@@ -1,0 +1,4 @@
+#![cfg_attr(not(feature = "std"), no_std)]
+//! placeholder during bootstrap
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
