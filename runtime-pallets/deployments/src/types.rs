@@ -1,0 +1,222 @@
+//! What the pallet stores and what nodes report.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use polkadot_sdk::frame_support::{
+    traits::{ConstU32, PalletError},
+    BoundedVec,
+};
+use scale_info::TypeInfo;
+use zos_contracts::{limits, Capacity, Name, ValidationErrorKind};
+
+/// A contract's id.
+pub type ContractId = u64;
+
+/// The exact SCALE encoding of a validated [`zos_contracts::Deployment`].
+pub type EncodedDeployment = BoundedVec<u8, ConstU32<{ limits::MAX_ENCODED_LEN }>>;
+
+/// Where a contract is in its life.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum ContractState {
+    /// Paid up; the node runs it.
+    Active,
+    /// The owner could not pay since `since` (unix seconds); the node pauses it.
+    GracePeriod {
+        /// When the grace period started, unix seconds.
+        since: u64,
+    },
+}
+
+/// Why the chain deleted a contract.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum DeletionCause {
+    /// The grace period ended without payment.
+    OutOfFunds,
+}
+
+/// A deployment contract.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct Contract<AccountId, Balance> {
+    /// Who pays and may update or cancel it; may be a multisig account.
+    pub owner: AccountId,
+    /// The node that runs it.
+    pub node: AccountId,
+    /// The deployment's version.
+    pub version: u32,
+    /// The deployment, SCALE-encoded.
+    pub deployment: EncodedDeployment,
+    /// The deployment's canonical hash.
+    pub hash: [u8; 32],
+    /// The capacity it reserves on the node.
+    pub capacity: Capacity,
+    /// Active or in its grace period.
+    pub state: ContractState,
+    /// Chain time of its creation, unix seconds.
+    pub created_at: u64,
+    /// Chain time it was billed up to, unix seconds.
+    pub last_billed: u64,
+    /// What the owner owes and has not paid.
+    pub unpaid: Balance,
+}
+
+/// The state of one workload, as its node sees it.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum WorkloadStatus {
+    /// Running (or, for volumes, disks and networks, in place).
+    Ok,
+    /// Could not be applied, or crashes; the message says why.
+    Error,
+    /// Paused for the contract's grace period.
+    Paused,
+    /// Removed from the node.
+    Deleted,
+}
+
+/// Longest message in a workload report, bytes.
+pub const MAX_REPORT_MESSAGE_LEN: u32 = 256;
+
+/// One workload's state.
+#[derive(
+    Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub struct WorkloadReport {
+    /// The workload's name.
+    pub name: Name,
+    /// The workload version the node applied.
+    pub version: u32,
+    /// Its state.
+    pub status: WorkloadStatus,
+    /// Why, for errors.
+    pub message: BoundedVec<u8, ConstU32<MAX_REPORT_MESSAGE_LEN>>,
+}
+
+/// The latest report on a contract's workloads.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct StateReport {
+    /// The deployment version the node had applied.
+    pub version: u32,
+    /// Chain time of the report, unix seconds.
+    pub at: u64,
+    /// The workloads' states.
+    pub workloads: BoundedVec<WorkloadReport, ConstU32<{ limits::MAX_WORKLOADS }>>,
+}
+
+/// What a contract's workloads consumed over a period.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct Consumption {
+    /// CPU time, milliseconds.
+    pub cpu_ms: u64,
+    /// Peak memory, bytes (a peak does not add up: the larger one is kept).
+    pub memory_peak: u64,
+    /// Bytes received.
+    pub net_rx: u64,
+    /// Bytes sent.
+    pub net_tx: u64,
+}
+
+impl Consumption {
+    /// Both periods together.
+    pub fn saturating_add(&self, other: &Consumption) -> Consumption {
+        Consumption {
+            cpu_ms: self.cpu_ms.saturating_add(other.cpu_ms),
+            memory_peak: self.memory_peak.max(other.memory_peak),
+            net_rx: self.net_rx.saturating_add(other.net_rx),
+            net_tx: self.net_tx.saturating_add(other.net_tx),
+        }
+    }
+}
+
+/// Consumption kept for a contract.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct UsageRecord {
+    /// Reported since the last bill.
+    pub unbilled: Consumption,
+    /// Reported over the contract's life.
+    pub total: Consumption,
+    /// Chain time of the last accepted report, unix seconds.
+    pub last_report: Option<u64>,
+}
+
+/// Prices, in the smallest unit of the currency.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// Per reserved vCPU per hour.
+    pub cru_per_hour: u128,
+    /// Per reserved GiB of memory per hour.
+    pub mru_gib_per_hour: u128,
+    /// Per reserved GiB of SSD per hour.
+    pub sru_gib_per_hour: u128,
+    /// Per reserved GiB of HDD per hour.
+    pub hru_gib_per_hour: u128,
+    /// Per hour of CPU time consumed.
+    pub cpu_hour: u128,
+    /// Per GiB sent or received.
+    pub network_gib: u128,
+}
+
+/// Why a deployment was refused: the `zos-contracts` validation error, without its data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct InvalidReason(pub ValidationErrorKind);
+
+impl PalletError for InvalidReason {
+    const MAX_ENCODED_SIZE: usize = 1;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then builds the workspace once and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+source scripts/env.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "build (one dev profile for the node, the tests and the benches)"
+cargo build --workspace --all-targets --locked
+
+step "tests"
+cargo test --workspace --locked
+
+step "zos-contracts builds for wasm32-unknown-unknown without std"
+cargo build -p zos-contracts --no-default-features --target wasm32-unknown-unknown --locked
+
+step "fuzz: decode + validate, 30 seconds"
+(cd contracts/fuzz && cargo fuzz run --sanitizer none decode_validate -- -max_total_time=30 -rss_limit_mb=2048)
