@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make; do
+for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make docker-registry busybox-static; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

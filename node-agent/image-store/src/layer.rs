@@ -1,0 +1,561 @@
+//! Reading one layer: decompression, tar entries, whiteouts, hardlinks; file contents go to the
+//! content store as they stream by.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use crate::content::{ContentError, ContentStore, Meta, PendingSync};
+use crate::digest::{Digest, DigestReader};
+use crate::tree::{Entry, EntryKind, ImageTree, LayerChanges};
+
+pub(crate) const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub(crate) const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub(crate) const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub(crate) const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (the most widely supported).
+    #[default]
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of a layer media type, or `None` for a type that is not a layer tar.
+    pub fn of_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            OCI_LAYER_TAR
+            | DOCKER_LAYER_TAR
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(Self::None),
+            OCI_LAYER_GZIP
+            | DOCKER_LAYER_GZIP
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Self::Gzip),
+            OCI_LAYER_ZSTD
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Errors reading a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The layer's media type is not a (gzip, zstd or uncompressed) tar.
+    #[error("unsupported layer media type {0:?}")]
+    UnsupportedMediaType(String),
+    /// The layer blob could not be opened.
+    #[error("cannot open layer blob {}", path.display())]
+    Open {
+        /// The blob's temporary file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The layer stream is not a valid compressed tar.
+    #[error("cannot read layer")]
+    Read(#[source] io::Error),
+    /// A tar header field could not be read.
+    #[error("invalid tar header for {path:?}")]
+    Header {
+        /// Entry path.
+        path: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file's content could not be stored.
+    #[error("cannot store {path:?}")]
+    Content {
+        /// Entry path.
+        path: String,
+        /// The error.
+        #[source]
+        source: ContentError,
+    },
+    /// A path (or link target) is not UTF-8, which image records cannot represent.
+    #[error("layer path {0:?} is not UTF-8")]
+    NonUtf8Path(String),
+    /// A path has a `..` component.
+    #[error("layer path {0:?} has a '..' component")]
+    PathEscapes(String),
+    /// The entry type is not supported (sparse files, sockets, unknown types).
+    #[error("layer entry {path:?} has unsupported type {kind}")]
+    UnsupportedEntry {
+        /// Entry path.
+        path: String,
+        /// Tar entry type.
+        kind: String,
+    },
+    /// A hardlink to something that is neither in this layer nor below it, or to a directory.
+    #[error("hardlink {path:?} points to {target:?}, which is not a non-directory of this or a lower layer")]
+    BadHardlink {
+        /// Link path.
+        path: String,
+        /// Link target.
+        target: String,
+    },
+    /// A symlink without a target.
+    #[error("symlink {0:?} has no target")]
+    EmptySymlink(String),
+    /// A uid or gid above `u32::MAX`.
+    #[error("layer entry {path:?} has owner id {id} out of range")]
+    IdOutOfRange {
+        /// Entry path.
+        path: String,
+        /// The id.
+        id: u64,
+    },
+    /// A whiteout that names nothing (`.wh.`, `.wh..`).
+    #[error("invalid whiteout {0:?}")]
+    InvalidWhiteout(String),
+    /// A non-directory entry for the root.
+    #[error("layer entry {0:?} names the root but is not a directory")]
+    RootNotDirectory(String),
+}
+
+/// A layer, read.
+#[derive(Debug)]
+pub(crate) struct ReadLayer {
+    pub(crate) changes: LayerChanges,
+    /// Digest of the uncompressed tar (the image config's `diff_id`).
+    pub(crate) diff_id: Digest,
+    /// Bytes of regular file content the layer carries.
+    pub(crate) file_bytes: u64,
+}
+
+/// A relative path without `.` components, `None` for the root; `..` is refused.
+fn normalize(raw: &[u8]) -> Result<Option<String>, UnpackError> {
+    let s = std::str::from_utf8(raw)
+        .map_err(|_| UnpackError::NonUtf8Path(String::from_utf8_lossy(raw).into_owned()))?;
+    let mut parts = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(UnpackError::PathEscapes(s.to_owned())),
+            c => parts.push(c),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Reads a layer blob of the given media type.
+pub(crate) fn read_layer_file(
+    blob: &Path,
+    media_type: &str,
+    lower: &ImageTree,
+    store: &ContentStore,
+    pending: &mut PendingSync,
+) -> Result<ReadLayer, UnpackError> {
+    let compression = Compression::of_media_type(media_type)
+        .ok_or_else(|| UnpackError::UnsupportedMediaType(media_type.to_owned()))?;
+    let file = File::open(blob).map_err(|source| UnpackError::Open {
+        path: blob.to_owned(),
+        source,
+    })?;
+    read_layer(
+        BufReader::with_capacity(256 * 1024, file),
+        compression,
+        lower,
+        store,
+        pending,
+    )
+}
+
+/// Reads a layer stream: the changes it makes on top of `lower`, with file contents stored.
+pub(crate) fn read_layer(
+    blob: impl Read,
+    compression: Compression,
+    lower: &ImageTree,
+    store: &ContentStore,
+    pending: &mut PendingSync,
+) -> Result<ReadLayer, UnpackError> {
+    let decoded: Box<dyn Read> = match compression {
+        Compression::None => Box::new(blob),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(blob).map_err(UnpackError::Read)?)
+        }
+    };
+    let mut tar_stream = DigestReader::new(decoded);
+    let mut changes = LayerChanges::default();
+    let mut file_bytes = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut tar_stream);
+        for entry in archive.entries().map_err(UnpackError::Read)? {
+            let mut entry = entry.map_err(UnpackError::Read)?;
+            if let Some(size) = read_entry(&mut entry, lower, &mut changes, store, pending)? {
+                file_bytes += size;
+            }
+        }
+    }
+    // The tar's end blocks and padding are part of the diff_id, and reaching the end of the
+    // compressed stream checks its own checksum.
+    let (diff_id, _) = tar_stream.finish().map_err(UnpackError::Read)?;
+    Ok(ReadLayer {
+        changes,
+        diff_id,
+        file_bytes,
+    })
+}
+
+/// Records one tar entry in `changes`; returns the size of a regular file it stored.
+fn read_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    lower: &ImageTree,
+    changes: &mut LayerChanges,
+    store: &ContentStore,
+    pending: &mut PendingSync,
+) -> Result<Option<u64>, UnpackError> {
+    let raw_path = entry.path_bytes().into_owned();
+    let shown = String::from_utf8_lossy(&raw_path).into_owned();
+    let header_err = |source| UnpackError::Header {
+        path: shown.clone(),
+        source,
+    };
+    let etype = entry.header().entry_type();
+    if etype.is_pax_global_extensions() {
+        return Ok(None);
+    }
+    let path = normalize(&raw_path)?;
+
+    if let Some(path) = &path {
+        let (parent, name) = match path.rfind('/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => ("", path.as_str()),
+        };
+        if name == OPAQUE_MARKER {
+            changes.opaque_dirs.push(parent.to_owned());
+            return Ok(None);
+        }
+        if name.starts_with(".wh..wh.") {
+            // Reserved for other whiteout metadata (aufs); carries nothing for the tree.
+            return Ok(None);
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(UnpackError::InvalidWhiteout(shown));
+            }
+            changes.whiteouts.push(join(parent, hidden));
+            return Ok(None);
+        }
+    }
+
+    let header = entry.header();
+    let mode = header.mode().map_err(header_err)? & 0o7777;
+    let id = |v: u64| {
+        u32::try_from(v).map_err(|_| UnpackError::IdOutOfRange {
+            path: shown.clone(),
+            id: v,
+        })
+    };
+    let uid = id(header.uid().map_err(header_err)?)?;
+    let gid = id(header.gid().map_err(header_err)?)?;
+    let device = |h: &tar::Header| -> Result<(u32, u32), UnpackError> {
+        Ok((
+            h.device_major().map_err(header_err)?.unwrap_or(0),
+            h.device_minor().map_err(header_err)?.unwrap_or(0),
+        ))
+    };
+
+    let mut stored = None;
+    let entry_value = match etype {
+        tar::EntryType::Directory => Entry {
+            kind: EntryKind::Directory,
+            mode,
+            uid,
+            gid,
+        },
+        // Old tars mark directories with a trailing slash on a regular entry.
+        tar::EntryType::Regular | tar::EntryType::Continuous if raw_path.ends_with(b"/") => Entry {
+            kind: EntryKind::Directory,
+            mode,
+            uid,
+            gid,
+        },
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let size = entry.size();
+            let blake3 = store
+                .put(entry, size, Meta { mode, uid, gid }, pending)
+                .map_err(|source| UnpackError::Content {
+                    path: shown.clone(),
+                    source,
+                })?;
+            stored = Some(size);
+            Entry {
+                kind: EntryKind::File { size, blake3 },
+                mode,
+                uid,
+                gid,
+            }
+        }
+        tar::EntryType::Symlink => {
+            let target = entry.link_name_bytes().unwrap_or_default();
+            if target.is_empty() {
+                return Err(UnpackError::EmptySymlink(shown));
+            }
+            let target = String::from_utf8(target.into_owned()).map_err(|e| {
+                UnpackError::NonUtf8Path(String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })?;
+            Entry {
+                kind: EntryKind::Symlink { target },
+                mode,
+                uid,
+                gid,
+            }
+        }
+        tar::EntryType::Link => {
+            let raw_target = entry.link_name_bytes().unwrap_or_default().into_owned();
+            let target = normalize(&raw_target)?.unwrap_or_default();
+            match lower.lookup_in_layer(changes, &target) {
+                Some(e) if !e.is_dir() => e.clone(),
+                _ => {
+                    return Err(UnpackError::BadHardlink {
+                        path: shown,
+                        target: String::from_utf8_lossy(&raw_target).into_owned(),
+                    })
+                }
+            }
+        }
+        tar::EntryType::Char => {
+            let (major, minor) = device(header)?;
+            Entry {
+                kind: EntryKind::CharDevice { major, minor },
+                mode,
+                uid,
+                gid,
+            }
+        }
+        tar::EntryType::Block => {
+            let (major, minor) = device(header)?;
+            Entry {
+                kind: EntryKind::BlockDevice { major, minor },
+                mode,
+                uid,
+                gid,
+            }
+        }
+        tar::EntryType::Fifo => Entry {
+            kind: EntryKind::Fifo,
+            mode,
+            uid,
+            gid,
+        },
+        other => {
+            return Err(UnpackError::UnsupportedEntry {
+                path: shown,
+                kind: format!("{other:?}"),
+            })
+        }
+    };
+
+    match path {
+        Some(path) => changes.entries.push((path, entry_value)),
+        None if entry_value.is_dir() => changes.entries.push((String::new(), entry_value)),
+        None => return Err(UnpackError::RootNotDirectory(shown)),
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    struct Fixture {
+        _root: tempfile::TempDir,
+        store: ContentStore,
+    }
+
+    fn fixture() -> Fixture {
+        let root = tempfile::tempdir().unwrap();
+        let content = root.path().join("content");
+        let tmp = root.path().join("tmp");
+        fs::create_dir(&content).unwrap();
+        fs::create_dir(&tmp).unwrap();
+        Fixture {
+            store: ContentStore::new(content, tmp),
+            _root: root,
+        }
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size);
+        h
+    }
+
+    fn tar_of(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().unwrap()
+    }
+
+    fn add_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+        let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn read(fx: &Fixture, lower: &ImageTree, tar: &[u8]) -> Result<ReadLayer, UnpackError> {
+        let mut pending = PendingSync::default();
+        read_layer(tar, Compression::None, lower, &fx.store, &mut pending)
+    }
+
+    #[test]
+    fn entries_whiteouts_and_opaque_markers_are_classified() {
+        let fx = fixture();
+        let tar = tar_of(|b| {
+            let mut d = header(tar::EntryType::Directory, 0o750, 0);
+            b.append_data(&mut d, "./etc/", &[][..]).unwrap();
+            add_file(b, "./etc/passwd", b"root:x:0:0", 0o644);
+            add_file(b, "etc/.wh.shadow", b"", 0o600);
+            add_file(b, "var/.wh..wh..opq", b"", 0o600);
+            add_file(b, "var/.wh..wh.plnk", b"", 0o600);
+            let mut s = header(tar::EntryType::Symlink, 0o777, 0);
+            b.append_link(&mut s, "bin/sh", "/bin/busybox").unwrap();
+            let mut l = header(tar::EntryType::Link, 0o644, 0);
+            b.append_link(&mut l, "etc/passwd-", "./etc/passwd")
+                .unwrap();
+        });
+        let layer = read(&fx, &ImageTree::default(), &tar).unwrap();
+        assert_eq!(layer.changes.whiteouts, ["etc/shadow"]);
+        assert_eq!(layer.changes.opaque_dirs, ["var"]);
+        let paths: Vec<_> = layer
+            .changes
+            .entries
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(paths, ["etc", "etc/passwd", "bin/sh", "etc/passwd-"]);
+        assert_eq!(layer.changes.entries[1].1, layer.changes.entries[3].1);
+        assert_eq!(
+            layer.changes.entries[2].1.kind,
+            EntryKind::Symlink {
+                target: "/bin/busybox".into()
+            }
+        );
+        assert_eq!(layer.file_bytes, 10);
+        assert_eq!(layer.diff_id, Digest::of(&tar));
+    }
+
+    #[test]
+    fn hardlink_can_point_into_lower_layer_but_not_to_nothing() {
+        let fx = fixture();
+        let base = tar_of(|b| add_file(b, "a", b"data", 0o755));
+        let mut tree = ImageTree::default();
+        tree.apply(read(&fx, &tree, &base).unwrap().changes);
+
+        let linked = tar_of(|b| {
+            let mut l = header(tar::EntryType::Link, 0, 0);
+            b.append_link(&mut l, "b", "a").unwrap();
+        });
+        let layer = read(&fx, &tree, &linked).unwrap();
+        assert_eq!(&layer.changes.entries[0].1, tree.get("a").unwrap());
+
+        let dangling = tar_of(|b| {
+            let mut l = header(tar::EntryType::Link, 0, 0);
+            b.append_link(&mut l, "b", "missing").unwrap();
+        });
+        assert!(matches!(
+            read(&fx, &tree, &dangling),
+            Err(UnpackError::BadHardlink { .. })
+        ));
+    }
+
+    #[test]
+    fn dotdot_paths_are_refused() {
+        let fx = fixture();
+        let mut tar = tar_of(|b| add_file(b, "a/b", b"x", 0o644));
+        // tar::Builder refuses to write "..", so patch the name in the header (and its checksum).
+        tar[0..6].copy_from_slice(b"../../");
+        tar[6] = 0;
+        let h = tar::Header::from_byte_slice(&tar[..512]).clone();
+        let mut h = h;
+        h.set_cksum();
+        tar[..512].copy_from_slice(h.as_bytes());
+        assert!(matches!(
+            read(&fx, &ImageTree::default(), &tar),
+            Err(UnpackError::PathEscapes(_))
+        ));
+    }
+
+    #[test]
+    fn truncated_layer_is_an_error() {
+        let fx = fixture();
+        let tar = tar_of(|b| add_file(b, "big", &vec![1u8; 4096], 0o644));
+        let err = read(&fx, &ImageTree::default(), &tar[..2048]).unwrap_err();
+        assert!(
+            matches!(err, UnpackError::Content { .. } | UnpackError::Read(_)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn compressed_layers_decode_to_the_same_changes() {
+        use std::io::Write;
+        let fx = fixture();
+        let tar = tar_of(|b| add_file(b, "f", b"same bytes", 0o640));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let mut pending = PendingSync::default();
+        let lower = ImageTree::default();
+        for (blob, c) in [
+            (&tar, Compression::None),
+            (&gz, Compression::Gzip),
+            (&zst, Compression::Zstd),
+        ] {
+            let layer = read_layer(&blob[..], c, &lower, &fx.store, &mut pending).unwrap();
+            assert_eq!(layer.diff_id, Digest::of(&tar));
+            assert_eq!(
+                layer.changes.entries[0].1.kind,
+                EntryKind::File {
+                    size: 10,
+                    blake3: crate::ContentHash::of(b"same bytes")
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn media_types_map_to_compression() {
+        assert_eq!(
+            Compression::of_media_type(OCI_LAYER_ZSTD),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::of_media_type(DOCKER_LAYER_GZIP),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::of_media_type(OCI_LAYER_TAR),
+            Some(Compression::None)
+        );
+        assert_eq!(Compression::of_media_type("application/json"), None);
+    }
+}

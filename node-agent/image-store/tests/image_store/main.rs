@@ -1,0 +1,12 @@
+//! The image store against a real registry (Debian's `docker-registry`, started per test on a
+//! free loopback port) and real overlayfs mounts. Needs root.
+
+mod support;
+
+mod dedup;
+mod gc;
+mod integrity;
+mod overlay;
+mod pull;
+mod verify;
+mod whiteout;
