@@ -204,3 +204,22 @@ async fn three_validators_produce_blocks_that_grandpa_finalizes() -> Result<()> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_dev_chain_can_seal_on_a_timer_instead() -> Result<()> {
+    let node = ChainNode::start(
+        "zos-chain --dev-block-time",
+        &["--dev", "--tmp", "--dev-block-time", "300"],
+        None,
+    )
+    .await?;
+    // No transaction at all: blocks come from the timer, each finalized at once.
+    let n = wait_until(
+        "three timed blocks, finalized",
+        Duration::from_secs(60),
+        || async { node.finalized_number().await.ok().filter(|n| *n >= 3) },
+    )
+    .await?;
+    assert!(n >= 3);
+    Ok(())
+}

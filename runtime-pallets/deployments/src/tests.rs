@@ -570,3 +570,14 @@ fn only_the_admin_sets_prices() {
         System::assert_last_event(Event::PricingSet { pricing: p }.into());
     });
 }
+
+#[test]
+fn contract_ids_do_not_wrap() {
+    new_test_ext().execute_with(|| {
+        crate::NextContractId::<Test>::put(u64::MAX);
+        assert_noop!(
+            Deployments::create_contract(signed(ALICE), NODE, deployment(1, 1, 1)),
+            Error::<Test>::ContractIdOverflow
+        );
+    });
+}

@@ -291,3 +291,14 @@ fn the_admin_removes_any_free_node_or_empty_farm() {
         assert!(Farms::<Test>::get(0).is_none());
     });
 }
+
+#[test]
+fn farm_ids_do_not_wrap() {
+    new_test_ext().execute_with(|| {
+        crate::NextFarmId::<Test>::put(u32::MAX);
+        assert_noop!(
+            Grid::create_farm(origin(FARMER), b"last".to_vec()),
+            Error::<Test>::FarmIdOverflow
+        );
+    });
+}
