@@ -207,8 +207,10 @@ impl ChainNode {
     /// its log.
     pub async fn start(name: &str, args: &[&str], base_path: Option<&Path>) -> Result<ChainNode> {
         let mut cmd = Command::new(chain_binary()?);
-        cmd.args(args)
-            .args(["--rpc-port", "0", "--no-prometheus", "--no-telemetry"]);
+        cmd.args(args).args(["--no-prometheus", "--no-telemetry"]);
+        if !args.contains(&"--rpc-port") {
+            cmd.args(["--rpc-port", "0"]);
+        }
         if !args.contains(&"--port") {
             cmd.args(["--port", "0"]);
         }

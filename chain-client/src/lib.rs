@@ -1,0 +1,25 @@
+//! The client of the Zero-OS chain, used by the node agent and by `zosctl`.
+//!
+//! - [`api`]: calls, storage and events generated from the runtime's checked-in metadata
+//!   (`metadata/zos.scale`), with `zos_contracts::Deployment` in place of a generated copy.
+//! - [`keys`]: ed25519 signers for nodes (the account is the public key), sr25519 for users
+//!   (mnemonics and dev URIs such as `//Alice`), and key files that refuse to be read by others.
+//! - [`ChainClient`]: connects to the first RPC endpoint that answers, reads at the finalized head,
+//!   and submits transactions through a [`Submitter`] per key that owns the key's nonce.
+//! - [`events`]: every finalized block from a given number on, decoded into [`ChainEvent`]s, once
+//!   each and in order, across disconnects and node restarts.
+
+pub mod api;
+mod client;
+mod config;
+mod error;
+pub mod events;
+pub mod keys;
+mod submit;
+
+pub use client::{ChainClient, Farm, Node};
+pub use config::ZosConfig;
+pub use error::{ChainError, DispatchFailure};
+pub use events::{ChainEvent, FinalizedBlock};
+pub use submit::{Submitter, TxOutcome};
+pub use subxt::utils::AccountId32;
