@@ -6,15 +6,20 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 step() { printf '\n== %s\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 step "build (one dev profile for the node, the tests and the benches)"
 cargo build --workspace --all-targets --locked
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$log"
 
 step "zos-contracts builds for wasm32-unknown-unknown without std"
 cargo build -p zos-contracts --no-default-features --target wasm32-unknown-unknown --locked
 
 step "fuzz: decode + validate, 30 seconds"
 (cd contracts/fuzz && cargo fuzz run --sanitizer none decode_validate -- -max_total_time=30 -rss_limit_mb=2048)
+
+# One line for the whole run: the sum of cargo's per-binary results.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\nsummary: %d passed, %d failed\n", p, f }' "$log"
