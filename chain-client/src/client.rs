@@ -26,6 +26,8 @@ pub struct ChainClient {
     api: OnlineClient<ZosConfig>,
     legacy: LegacyRpcMethods<RpcConfigFor<ZosConfig>>,
     url: Arc<str>,
+    /// Every endpoint given to [`ChainClient::connect`], for [`ChainClient::reconnect`].
+    urls: Arc<[String]>,
 }
 
 /// A farm as the chain has it.
@@ -96,7 +98,7 @@ impl ChainClient {
     pub async fn connect(urls: &[String]) -> Result<ChainClient, ChainError> {
         let mut last = String::from("no endpoint given");
         for url in urls {
-            match ChainClient::connect_one(url).await {
+            match ChainClient::connect_one(url, urls).await {
                 Ok(client) => return Ok(client),
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "chain endpoint did not answer");
@@ -110,7 +112,12 @@ impl ChainClient {
         })
     }
 
-    async fn connect_one(url: &str) -> Result<ChainClient, ChainError> {
+    /// Connects again, to the first of the original endpoints that answers.
+    pub async fn reconnect(&self) -> Result<ChainClient, ChainError> {
+        ChainClient::connect(&self.urls).await
+    }
+
+    async fn connect_one(url: &str, urls: &[String]) -> Result<ChainClient, ChainError> {
         let rpc = RpcClient::from_insecure_url(url).await.map_err(subxt_err)?;
         let api = OnlineClient::<ZosConfig>::from_rpc_client_with_config(
             ZosConfig::default(),
@@ -123,6 +130,7 @@ impl ChainClient {
             api,
             legacy,
             url: url.into(),
+            urls: urls.into(),
         })
     }
 

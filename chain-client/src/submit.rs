@@ -6,7 +6,9 @@
 //! tasks can submit through one submitter at once and their nonces never collide. Waiting for
 //! finalization happens outside the lock. When the pool refuses a transaction for a reason that
 //! passes (a stale or future nonce after another program used the key, a priority too low, a lost
-//! connection), the submitter forgets its nonce, asks the chain again, and retries with backoff.
+//! connection), the submitter forgets its nonce, asks the chain again, and retries with backoff;
+//! when the connection was lost it reconnects first, to the first of the client's endpoints that
+//! answers.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,7 +27,7 @@ use crate::{
 };
 
 /// Attempts before a transient refusal becomes an error.
-const ATTEMPTS: u32 = 8;
+const ATTEMPTS: u32 = 12;
 
 /// A transaction in a finalized block, and the events it produced.
 pub struct TxOutcome {
@@ -39,7 +41,7 @@ pub struct TxOutcome {
 
 /// Signs and submits with one key; see the module documentation.
 pub struct Submitter<S> {
-    client: ChainClient,
+    client: Arc<tokio::sync::RwLock<ChainClient>>,
     signer: Arc<S>,
     account: AccountId32,
     nonce: Arc<Mutex<Option<u64>>>,
@@ -60,7 +62,7 @@ impl<S: Signer<ZosConfig> + Send + Sync + 'static> Submitter<S> {
     pub(crate) fn new(client: ChainClient, signer: S) -> Submitter<S> {
         let account = signer.account_id();
         Submitter {
-            client,
+            client: Arc::new(tokio::sync::RwLock::new(client)),
             signer: Arc::new(signer),
             account,
             nonce: Arc::new(Mutex::new(None)),
@@ -87,6 +89,9 @@ impl<S: Signer<ZosConfig> + Send + Sync + 'static> Submitter<S> {
                 Err(Attempt::Transient(reason)) if attempt < ATTEMPTS => {
                     tracing::debug!(account = %self.account, attempt, %reason, "retrying transaction");
                     tokio::time::sleep(backoff).await;
+                    if is_connection_loss(&reason) {
+                        self.reconnect().await;
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(Attempt::Transient(reason)) => return Err(ChainError::Rejected(reason)),
@@ -96,20 +101,32 @@ impl<S: Signer<ZosConfig> + Send + Sync + 'static> Submitter<S> {
         }
     }
 
+    /// Replaces a client whose connection was lost, once per loss whoever notices it.
+    async fn reconnect(&self) {
+        let mut client = self.client.write().await;
+        if client.finalized_number().await.is_ok() {
+            return; // another submission already reconnected
+        }
+        match client.reconnect().await {
+            Ok(fresh) => *client = fresh,
+            Err(e) => tracing::warn!(error = %e, "cannot reach the chain yet"),
+        }
+    }
+
     async fn try_once<C: Payload + Send + Sync>(&self, call: &C) -> Result<TxOutcome, Attempt> {
+        let client = self.client.read().await.clone();
         let progress = {
             let mut nonce = self.nonce.lock().await;
             let next = match *nonce {
                 Some(n) => n,
-                None => self
-                    .client
+                None => client
                     .next_nonce(&self.account)
                     .await
                     .map_err(Attempt::classify)?,
             };
             // The anchor block (for mortality) is taken under the lock: a transaction that waited
             // its turn behind many others would otherwise be born in an ancient block.
-            let at = self.client.at(None).await.map_err(Attempt::classify)?;
+            let at = client.at(None).await.map_err(Attempt::classify)?;
             let params = DefaultExtrinsicParamsBuilder::<ZosConfig>::new()
                 .nonce(next)
                 .build();
@@ -153,6 +170,20 @@ impl<S: Signer<ZosConfig> + Send + Sync + 'static> Submitter<S> {
     }
 }
 
+/// Whether a transient refusal was the connection going away rather than the pool.
+fn is_connection_loss(reason: &str) -> bool {
+    let r = reason.to_lowercase();
+    [
+        "connection",
+        "disconnected",
+        "restart",
+        "closed",
+        "background task",
+    ]
+    .iter()
+    .any(|t| r.contains(t))
+}
+
 /// The pallet error behind a failed dispatch, by name.
 pub(crate) fn dispatch_error(e: DispatchError) -> ChainError {
     let failure = match &e {
@@ -188,7 +219,9 @@ impl Attempt {
     fn classify(e: ChainError) -> Attempt {
         let text = e.to_string();
         let lower = text.to_lowercase();
-        const TRANSIENT: [&str; 13] = [
+        const TRANSIENT: [&str; 15] = [
+            "closed",
+            "background task",
             "ancient birth block",
             "priority is too low",
             "outdated",

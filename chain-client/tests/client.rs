@@ -270,3 +270,34 @@ async fn the_event_stream_survives_a_node_restart_without_gap_or_duplicate() -> 
     assert_eq!(farms, 4);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_submission_outlives_a_node_restart() -> Result<()> {
+    let base = tempfile::tempdir()?;
+    let port = zos_testkit::free_port()?.to_string();
+    let bp = base.path().to_string_lossy().into_owned();
+    let args = ["--dev", "--base-path", &bp, "--rpc-port", &port];
+    let mut chain = ChainNode::start("zos-chain --dev", &args, Some(base.path())).await?;
+    let client = ChainClient::connect(&[chain.ws_url()]).await?;
+    let dave = UserKey::from_uri("//Dave")?;
+    let submitter = client.submitter(dave.clone());
+    submitter
+        .submit(&api::tx().system().remark(b"before".to_vec()))
+        .await?;
+
+    chain.process.stop(Duration::from_secs(10));
+    drop(chain);
+    // Submitted while the node is down: retried, on a new connection, until it is back.
+    let pending = tokio::spawn({
+        let s = submitter.clone();
+        async move {
+            s.submit(&api::tx().system().remark(b"during".to_vec()))
+                .await
+        }
+    });
+    let chain = ChainNode::start("zos-chain --dev (restarted)", &args, Some(base.path())).await?;
+    pending.await??;
+    let client = ChainClient::connect(&[chain.ws_url()]).await?;
+    assert_eq!(client.next_nonce(&dave.account()).await?, 2);
+    Ok(())
+}
