@@ -148,6 +148,40 @@ async fn every_call_and_read() -> Result<()> {
         ))
         .await?;
 
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    node_tx
+        .submit(&api::tx().grid().report_uptime(120, now))
+        .await?;
+    assert_eq!(
+        client.node(&node.account(), None).await?.unwrap().uptime,
+        120
+    );
+    let used = api::runtime_types::pallet_deployments::types::Consumption {
+        cpu_ms: 1_000,
+        memory_peak: 1 << 20,
+        net_rx: 4096,
+        net_tx: 4096,
+    };
+    node_tx
+        .submit(&api::tx().deployments().report_consumption(
+            api::runtime_types::bounded_collections::bounded_vec::BoundedVec(vec![(id, used)]),
+        ))
+        .await?;
+
+    // The admin (sudo) sets prices.
+    let mut pricing = client.pricing(None).await?;
+    pricing.network_gib += 1;
+    let set = api::Call::Deployments(api::deployments::Call::set_pricing {
+        pricing: pricing.clone(),
+    });
+    client
+        .submitter(UserKey::from_uri("//Alice")?)
+        .submit(&api::tx().sudo().sudo(set))
+        .await?;
+    assert_eq!(client.pricing(None).await?.network_gib, pricing.network_gib);
+
     let before = client
         .balance(&UserKey::from_uri("//Bob")?.account(), None)
         .await?;
@@ -161,6 +195,17 @@ async fn every_call_and_read() -> Result<()> {
         .contracts_of_node(&node.account(), None)
         .await?
         .is_empty());
+
+    // Without contracts the node may leave, and then its farm.
+    node_tx
+        .submit(&api::tx().grid().remove_node(node.account()))
+        .await?;
+    assert!(client.node(&node.account(), None).await?.is_none());
+    client
+        .submitter(UserKey::from_uri("//Alice")?)
+        .submit(&api::tx().grid().remove_farm(farm_id))
+        .await?;
+    assert!(client.farm(farm_id, None).await?.is_none());
     Ok(())
 }
 
@@ -299,5 +344,101 @@ async fn a_submission_outlives_a_node_restart() -> Result<()> {
     pending.await??;
     let client = ChainClient::connect(&[chain.ws_url()]).await?;
     assert_eq!(client.next_nonce(&dave.account()).await?, 2);
+    Ok(())
+}
+
+/// The account of a `pallet-multisig` group.
+fn group_account(
+    members: &[subxt::utils::AccountId32],
+    threshold: u16,
+) -> subxt::utils::AccountId32 {
+    use blake2::{digest::consts::U32, Blake2b, Digest};
+    use codec::Encode;
+    let mut sorted = members.to_vec();
+    sorted.sort();
+    let entropy = (b"modlpy/utilisuba", sorted, threshold).encode();
+    subxt::utils::AccountId32(Blake2b::<U32>::digest(&entropy).into())
+}
+
+#[tokio::test]
+async fn a_group_call_executes_when_the_threshold_approves_it() -> Result<()> {
+    let chain = ChainNode::dev().await?;
+    let client = ChainClient::connect(&[chain.ws_url()]).await?;
+    let (alice, bob, charlie) = (
+        UserKey::from_uri("//Alice")?,
+        UserKey::from_uri("//Bob")?,
+        UserKey::from_uri("//Charlie")?,
+    );
+    let members = [alice.account(), bob.account(), charlie.account()];
+    let group = group_account(&members, 2);
+    let others = |me: &UserKey| {
+        let mut o: Vec<_> = members
+            .iter()
+            .filter(|a| **a != me.account())
+            .copied()
+            .collect();
+        o.sort();
+        o
+    };
+    client
+        .submitter(alice.clone())
+        .submit(
+            &api::tx()
+                .balances()
+                .transfer_keep_alive(MultiAddress::Id(group), 10 * UNIT),
+        )
+        .await?;
+
+    let call = api::Call::Grid(api::grid::Call::create_farm {
+        name: b"group-farm".to_vec(),
+    });
+    let max_weight = api::runtime_types::sp_weights::weight_v2::Weight {
+        ref_time: 10_000_000_000,
+        proof_size: 1_000_000,
+    };
+    // A's approval: nothing runs.
+    client
+        .submitter(alice.clone())
+        .submit(&api::tx().multisig().as_multi(
+            2,
+            others(&alice),
+            None,
+            call.clone(),
+            max_weight.clone(),
+        ))
+        .await?;
+    assert!(client.farm_by_name("group-farm", None).await?.is_none());
+    // B's approval reaches the threshold: the call runs as the group.
+    let at = client.at(None).await?;
+    let pending = at
+        .storage()
+        .iter(api::storage().multisig().multisigs(), (group,))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .next()
+        .await
+        .context("a pending multisig operation")?
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .value()
+        .decode()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outcome = client
+        .submitter(bob.clone())
+        .submit(&api::tx().multisig().as_multi(
+            2,
+            others(&bob),
+            Some(pending.when),
+            call,
+            max_weight,
+        ))
+        .await?;
+    assert!(outcome
+        .events
+        .has::<api::multisig::events::MultisigExecuted>());
+    let farm_id = client
+        .farm_by_name("group-farm", None)
+        .await?
+        .context("the group's farm exists")?;
+    assert_eq!(client.farm(farm_id, None).await?.unwrap().owner, group);
     Ok(())
 }
