@@ -57,7 +57,7 @@ pub mod pallet {
     };
     use frame_system::pallet_prelude::*;
     use pallet_grid::{NodeRegistry, NodeStatus};
-    use sp_runtime::{traits::Saturating, SaturatedConversion};
+    use sp_runtime::SaturatedConversion;
 
     #[pallet::pallet]
     pub struct Pallet<T>(_);
@@ -373,8 +373,8 @@ pub mod pallet {
             );
             // What the old deployment ran up to now is owed at its own size, and paid at the
             // next bill.
-            let ran_up = Self::run_up(contract_id, &mut contract, T::UnixTime::now().as_secs());
-            contract.unpaid = contract.unpaid.saturating_add(ran_up.saturated_into());
+            contract.unpaid = Self::due(contract_id, &mut contract, T::UnixTime::now().as_secs())
+                .saturated_into();
 
             let hash = zos_contracts::hash_encoded(&encoded);
             contract.deployment = encoded;
@@ -555,31 +555,19 @@ pub mod pallet {
             contract: &mut ContractOf<T>,
             now: u64,
         ) -> bool {
-            let due = Self::run_up(contract_id, contract, now)
-                .saturating_add(contract.unpaid.saturated_into());
+            let due = Self::due(contract_id, contract, now);
             let owner = contract.owner.clone();
             let node = contract.node.clone();
             let farmer = T::Nodes::node(&node).map(|n| n.farmer);
-            let spendable: u128 =
-                T::Currency::reducible_balance(&owner, Preservation::Preserve, Fortitude::Polite)
-                    .saturated_into();
             let amount: BalanceOf<T> = due.saturated_into();
 
-            if due == 0 || spendable >= due {
+            if due == 0 || Self::spendable(&owner) >= due {
                 if let Some(farmer) = farmer.filter(|_| due > 0) {
-                    if T::Currency::transfer(&owner, &farmer, amount, Preservation::Preserve)
-                        .is_err()
-                    {
+                    if !Self::pay(contract_id, &owner, farmer, due) {
                         // Balances refused what reducible_balance allowed: keep it owed.
                         contract.unpaid = amount;
                         return true;
                     }
-                    Self::deposit_event(Event::ContractBilled {
-                        contract_id,
-                        owner: owner.clone(),
-                        farmer,
-                        amount,
-                    });
                 }
                 contract.unpaid = Default::default();
                 if let ContractState::GracePeriod { .. } = contract.state {
@@ -622,42 +610,53 @@ pub mod pallet {
             }
         }
 
-        /// What the contract ran up since its last bill: its reservation over the elapsed time
-        /// and its unbilled consumption, which this takes.
-        fn run_up(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) -> u128 {
+        /// What the contract ran up since its last bill (its reservation over the elapsed time
+        /// and its unbilled consumption, which this takes) plus what it still owes.
+        fn due(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) -> u128 {
             let prices = Prices::<T>::get();
             let elapsed = now.saturating_sub(contract.last_billed);
             contract.last_billed = now;
             let consumption = Usage::<T>::mutate(contract_id, |u| core::mem::take(&mut u.unbilled));
             billing::reservation_cost(&prices, &contract.capacity, elapsed)
                 .saturating_add(billing::consumption_cost(&prices, &consumption))
+                .saturating_add(contract.unpaid.saturated_into())
+        }
+
+        /// What `who` can pay without its account being reaped.
+        fn spendable(who: &T::AccountId) -> u128 {
+            T::Currency::reducible_balance(who, Preservation::Preserve, Fortitude::Polite)
+                .saturated_into()
+        }
+
+        /// Pays `amount` from `owner` to `farmer` for a contract; whether it was paid.
+        fn pay(
+            contract_id: ContractId,
+            owner: &T::AccountId,
+            farmer: T::AccountId,
+            amount: u128,
+        ) -> bool {
+            let amount: BalanceOf<T> = amount.saturated_into();
+            if T::Currency::transfer(owner, &farmer, amount, Preservation::Preserve).is_err() {
+                return false;
+            }
+            Self::deposit_event(Event::ContractBilled {
+                contract_id,
+                owner: owner.clone(),
+                farmer,
+                amount,
+            });
+            true
         }
 
         /// On cancellation: charges what it can of what is due; the rest is forgiven.
         fn settle_final(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) {
-            let due = Self::run_up(contract_id, contract, now)
-                .saturating_add(contract.unpaid.saturated_into());
+            let due = Self::due(contract_id, contract, now);
             let Some(farmer) = T::Nodes::node(&contract.node).map(|n| n.farmer) else {
                 return;
             };
-            let spendable: u128 = T::Currency::reducible_balance(
-                &contract.owner,
-                Preservation::Preserve,
-                Fortitude::Polite,
-            )
-            .saturated_into();
-            let amount: BalanceOf<T> = due.min(spendable).saturated_into();
-            if due > 0
-                && spendable > 0
-                && T::Currency::transfer(&contract.owner, &farmer, amount, Preservation::Preserve)
-                    .is_ok()
-            {
-                Self::deposit_event(Event::ContractBilled {
-                    contract_id,
-                    owner: contract.owner.clone(),
-                    farmer,
-                    amount,
-                });
+            let amount = due.min(Self::spendable(&contract.owner));
+            if amount > 0 {
+                Self::pay(contract_id, &contract.owner, farmer, amount);
             }
         }
 
