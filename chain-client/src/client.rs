@@ -323,6 +323,68 @@ impl ChainClient {
         Ok(info.data.free)
     }
 
+    /// The capacity the contracts on `node` reserve.
+    pub async fn reserved(
+        &self,
+        node: &AccountId32,
+        at: Option<u64>,
+    ) -> Result<Capacity, ChainError> {
+        let at = self.at(at).await?;
+        Ok(at
+            .storage()
+            .fetch(api::storage().deployments().reserved(), (*node,))
+            .await
+            .map_err(subxt_err)?
+            .decode()
+            .map_err(subxt_err)?
+            .0)
+    }
+
+    /// What a contract's node reported it consumed (`None` until its first report).
+    pub async fn usage(
+        &self,
+        id: u64,
+        at: Option<u64>,
+    ) -> Result<Option<api::runtime_types::pallet_deployments::types::UsageRecord>, ChainError>
+    {
+        let at = self.at(at).await?;
+        at.storage()
+            .try_fetch(api::storage().deployments().usage(), (id,))
+            .await
+            .map_err(subxt_err)?
+            .map(|v| v.decode().map_err(subxt_err))
+            .transpose()
+    }
+
+    /// The last state report of a contract's workloads.
+    pub async fn workload_states(
+        &self,
+        id: u64,
+        at: Option<u64>,
+    ) -> Result<Option<api::runtime_types::pallet_deployments::types::StateReport>, ChainError>
+    {
+        let at = self.at(at).await?;
+        at.storage()
+            .try_fetch(api::storage().deployments().workload_states(), (id,))
+            .await
+            .map_err(subxt_err)?
+            .map(|v| v.decode().map_err(subxt_err))
+            .transpose()
+    }
+
+    /// Chain time at the finalized head (or at block `at`), in seconds since the Unix epoch.
+    pub async fn now(&self, at: Option<u64>) -> Result<u64, ChainError> {
+        let at = self.at(at).await?;
+        let ms = at
+            .storage()
+            .fetch(api::storage().timestamp().now(), ())
+            .await
+            .map_err(subxt_err)?
+            .decode()
+            .map_err(subxt_err)?;
+        Ok(ms / 1000)
+    }
+
     /// The next nonce of `account`, counting its transactions in the pool.
     pub async fn next_nonce(&self, account: &AccountId32) -> Result<u64, ChainError> {
         self.legacy

@@ -17,9 +17,9 @@ pub mod events;
 pub mod keys;
 mod submit;
 
-pub use client::{ChainClient, Farm, Node};
+pub use client::{ChainClient, Contract, ContractState, Farm, Node};
 pub use config::ZosConfig;
 pub use error::{ChainError, DispatchFailure};
 pub use events::{ChainEvent, FinalizedBlock};
 pub use submit::{Submitter, TxOutcome};
-pub use subxt::utils::AccountId32;
+pub use subxt::utils::{AccountId32, MultiAddress, Static};
