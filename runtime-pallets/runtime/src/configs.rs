@@ -166,13 +166,21 @@ pub const GRACE_PERIOD: u64 = 3600;
 /// Fewest seconds between two reports of one kind on one contract.
 pub const MIN_REPORT_INTERVAL: u64 = 30;
 
+parameter_types! {
+    /// [`BILLING_PERIOD`] unless root set another value at the storage key
+    /// `twox128(":BillingPeriod:")` (`system.set_storage`): dev chains and tests bill faster.
+    pub storage BillingPeriod: u64 = BILLING_PERIOD;
+    /// [`GRACE_PERIOD`] unless root set another value at `twox128(":GracePeriod:")`.
+    pub storage GracePeriod: u64 = GRACE_PERIOD;
+}
+
 impl pallet_deployments::Config for Runtime {
     type Currency = Balances;
     type Nodes = Grid;
     type AdminOrigin = EnsureRoot<AccountId>;
     type UnixTime = Timestamp;
-    type BillingPeriod = ConstU64<BILLING_PERIOD>;
-    type GracePeriod = ConstU64<GRACE_PERIOD>;
+    type BillingPeriod = BillingPeriod;
+    type GracePeriod = GracePeriod;
     type BillingBuckets = ConstU32<100>;
     type MaxContractsPerBucket = ConstU32<200>;
     type MinReportInterval = ConstU64<MIN_REPORT_INTERVAL>;

@@ -12,9 +12,12 @@ fn checked_in_metadata_matches_the_runtime() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../chain-client/metadata/zos.scale");
     // The bytes of a `RuntimeMetadataPrefixed`, as `state_getMetadata` serves them.
-    let produced = zos_runtime::Runtime::metadata_at_version(VERSION)
-        .expect("the runtime serves metadata v15")
-        .to_vec();
+    // Inside externalities: the storage-backed parameters are read when the metadata is built.
+    let produced = sp_io::TestExternalities::default().execute_with(|| {
+        zos_runtime::Runtime::metadata_at_version(VERSION)
+            .expect("the runtime serves metadata v15")
+            .to_vec()
+    });
     assert_eq!(
         &produced[..4],
         b"meta",
