@@ -3,6 +3,7 @@
 //! - [`wait_until`]: poll a condition against a deadline instead of sleeping.
 //! - [`ChainNode`]: a real `zos-chain` process on free ports, killed (with its process group)
 //!   when dropped, whose log tail is printed if the test fails.
+//! - [`registry::Registry`]: a real OCI registry on a free loopback port.
 
 use std::{
     collections::VecDeque,
@@ -13,6 +14,8 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+pub mod registry;
 
 use anyhow::{anyhow, bail, Context, Result};
 pub use jsonrpsee;
@@ -44,19 +47,29 @@ pub fn free_port() -> Result<u16> {
 /// The `zos-chain` binary: `ZOS_CHAIN_BIN`, or `zos-chain` beside the running test's target
 /// directory. Fails with the command that builds it.
 pub fn chain_binary() -> Result<PathBuf> {
-    if let Ok(p) = std::env::var("ZOS_CHAIN_BIN") {
+    binary("zos-chain", "ZOS_CHAIN_BIN")
+}
+
+/// A workspace binary `name`: the path in the environment variable `var`, or `name` in the
+/// running test's target directory. Fails with the command that builds it.
+pub fn binary(name: &str, var: &str) -> Result<PathBuf> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(PathBuf::from(p));
     }
-    // Test executables live in <target>/<profile>/deps/.
+    // Test executables live in <target>/<profile>/deps/, other binaries one level up.
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
+    let mut dir = exe
         .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("cannot place the test executable {}", exe.display()))?;
-    let bin = profile_dir.join("zos-chain");
+        .ok_or_else(|| anyhow!("cannot place the executable {}", exe.display()))?;
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir = dir
+            .parent()
+            .ok_or_else(|| anyhow!("cannot place the executable {}", exe.display()))?;
+    }
+    let bin = dir.join(name);
     if !bin.exists() {
         bail!(
-            "{} does not exist: build it first with `cargo build -p zos-chain` (or set ZOS_CHAIN_BIN)",
+            "{} does not exist: build it first with `cargo build --bin {name}` (or set {var})",
             bin.display()
         );
     }
@@ -144,6 +157,17 @@ impl Process {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process (not its group) with SIGKILL, as a crash would, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Stops the process group with SIGTERM, then SIGKILL after `grace`.

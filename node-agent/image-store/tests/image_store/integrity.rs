@@ -9,7 +9,7 @@ use zos_image_store::{
     Compression, Digest, ImageReference, PullError, RegistryError, RootfsError, UnpackError,
 };
 
-use crate::support::{error_chain, push, Registry, TestStore, Tree};
+use crate::support::{error_chain, push, Registry, RegistryExt, TestStore, Tree};
 
 async fn pushed_app(registry: &Registry) -> PushedImage {
     let tree = Tree::new();

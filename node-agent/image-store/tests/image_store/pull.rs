@@ -7,7 +7,7 @@ use std::process::Command;
 use zos_image_store::push::ManifestFormat;
 use zos_image_store::{Compression, ContentHash, EntryKind, ImageReference};
 
-use crate::support::{push, Registry, TestStore, Tree};
+use crate::support::{push, Registry, RegistryExt, TestStore, Tree};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";

@@ -1,21 +1,18 @@
-//! Test support: a real OCI registry (Debian's `docker-registry`) on a free loopback port, and
-//! builders for layer directories. Shared with `benches/dedup.rs`.
+//! Test support: a real OCI registry (`zos_testkit::registry`), and builders for layer
+//! directories. Shared with `benches/dedup.rs`.
 
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zos_image_store::push::{push_dirs, ManifestFormat, PushOptions, PushedImage};
 use zos_image_store::{Compression, Digest, Store};
 
-pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+pub use zos_testkit::registry::Registry;
 
 /// Polls `cond` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
@@ -32,137 +29,22 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Op
     }
 }
 
-/// A registry process with its storage in a temporary directory; killed (with its process
-/// group) on drop.
-pub struct Registry {
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("cannot bind a loopback port")
-        .port()
-}
-
-fn answers_v2(addr: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
-}
-
-impl Registry {
-    /// Starts a registry; fails the test if the binary is missing or it does not come up.
-    pub fn start() -> Self {
-        assert!(
-            Path::new(REGISTRY_BIN).is_file(),
-            "{REGISTRY_BIN} is missing: these tests need a real OCI registry \
-             (Debian package docker-registry)"
-        );
-        // The port is free when probed but could be taken before the registry binds it: retry.
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let addr = format!("127.0.0.1:{}", free_port());
-            let config = dir.path().join("config.yml");
-            fs::write(
-                &config,
-                format!(
-                    "version: 0.1\n\
-                     log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n  secret: zos-image-store-tests\n",
-                    dir.path().join("data").display()
-                ),
-            )
-            .unwrap();
-            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(REGISTRY_BIN)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {REGISTRY_BIN}: {e}"));
-            let mut registry = Registry { addr, child, dir };
-            let up = wait_until(Duration::from_secs(30), "the registry to answer", || {
-                if answers_v2(&registry.addr) {
-                    return Some(true);
-                }
-                registry.child.try_wait().unwrap().map(|_| false)
-            });
-            if up {
-                return registry;
-            }
-            let log = registry.log();
-            assert!(
-                log.contains("address already in use"),
-                "registry exited at start:\n{log}"
-            );
-        }
-        panic!("could not find a free port for the registry");
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
+/// What the image-store tests need of the registry beyond starting it.
+pub trait RegistryExt {
     /// Where the registry keeps a blob (manifests are blobs too), for tampering tests.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-
+    fn blob_path(&self, digest: &Digest) -> PathBuf;
     /// PUTs a manifest (for image indexes, which `push` does not build); returns its digest.
-    pub fn put_manifest(
-        &self,
-        repository: &str,
-        tag: &str,
-        media_type: &str,
-        body: &[u8],
-    ) -> Digest {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        write!(
-            s,
-            "PUT /v2/{repository}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        assert!(
-            response.starts_with("HTTP/1.0 201") || response.starts_with("HTTP/1.1 201"),
-            "manifest PUT failed: {response}"
-        );
-        Digest::of(body)
-    }
+    fn put_manifest(&self, repository: &str, tag: &str, media_type: &str, body: &[u8]) -> Digest;
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        let _ = self.child.wait();
+impl RegistryExt for Registry {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_path_hex(digest.hex())
+    }
+
+    fn put_manifest(&self, repository: &str, tag: &str, media_type: &str, body: &[u8]) -> Digest {
+        self.put_manifest_raw(repository, tag, media_type, body);
+        Digest::of(body)
     }
 }
 
