@@ -1,0 +1,149 @@
+//! `zos-agent run`: everything together.
+
+use std::{sync::Arc, time::SystemTime};
+
+use zos_chain_client::keys::NodeKey;
+use zos_host::{
+    container::{Containers, ShimCommand},
+    volume::Volumes,
+};
+use zos_image_store::Store;
+
+use crate::{
+    capacity,
+    chain::{self, ChainView},
+    config::{Config, Periods},
+    drivers::{HostDrivers, Layout},
+    engine::Engine,
+    metering,
+    reports::{outbox::Outbox, sender},
+    state::State,
+    watch,
+};
+
+/// Reconcile passes at once.
+const WORKERS: usize = 4;
+
+/// Runs the agent until SIGINT or SIGTERM. Workloads keep running when it stops.
+pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
+    let started = SystemTime::now();
+    for dir in [&config.state_dir, &config.storage_dir, &config.run_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let key = NodeKey::load_or_create(&config.key_path())?;
+    let wg_public = chain::wireguard_key(&config.state_dir.join("wireguard.key"))?;
+    let account = key.account();
+    tracing::info!(node = %account, "node identity");
+    let state = Arc::new(State::open(&config.db_path())?);
+    let outbox = Outbox::new(state.clone());
+
+    let layout = Layout::new(&config.storage_dir, &config.run_dir);
+    let drivers = Arc::new(HostDrivers::new(
+        Store::open(&layout.images)?,
+        Containers::new(layout.containers.clone(), shim)?,
+        Volumes::new(layout.volumes.clone())?,
+        key.clone(),
+        config.registries.allow.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let capacity = capacity::offered(&config.storage_dir, &config.reserve, &config.capacity)?;
+
+    let view = ChainView::connect(&config.chain, account).await;
+    let submitter = view.client().await.submitter(key.clone());
+    chain::register(
+        &view,
+        &submitter,
+        &config.farm,
+        capacity,
+        wg_public,
+        &config.endpoint,
+    )
+    .await?;
+
+    let engine = Engine::new(drivers.clone(), view.clone(), outbox.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(engine.clone().run(WORKERS));
+    tasks.spawn(sender::Sender::new(outbox.clone(), submitter.clone(), view.clone()).run());
+    tasks.spawn(sender::uptime(
+        submitter.clone(),
+        Periods::of(config.periods.uptime),
+    ));
+    // The first resync before following blocks: whatever happened while the agent was down.
+    let from = watch::start_block(&view, &state).await?;
+    if let Err(e) = watch::resync(&view, &engine).await {
+        tracing::warn!(error = %e, "first resync failed; the periodic one retries");
+    }
+    {
+        let (urls, view, state, engine) = (
+            config.chain.clone(),
+            view.clone(),
+            state.clone(),
+            engine.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(e) = watch::follow(urls, view, state, engine, from).await {
+                tracing::error!(error = %e, "following the chain stopped");
+            }
+        });
+    }
+    tasks.spawn(watch::resync_every(
+        view.clone(),
+        engine.clone(),
+        Periods::of(config.periods.resync),
+    ));
+    tasks.spawn(watch::host_tick(
+        engine.clone(),
+        Periods::of(config.periods.watch),
+    ));
+    tasks.spawn(meter(
+        drivers,
+        outbox,
+        started,
+        Periods::of(config.periods.watch.max(5)),
+        Periods::of(config.periods.consumption),
+    ));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; workloads keep running"),
+        _ = term.recv() => tracing::info!("terminated; workloads keep running"),
+        Some(done) = tasks.join_next() => {
+            anyhow::bail!("an agent task ended: {done:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Samples containers every `sample` and moves what they used to the outbox every `report`.
+async fn meter(
+    drivers: Arc<HostDrivers>,
+    outbox: Outbox,
+    started: SystemTime,
+    sample: std::time::Duration,
+    report: std::time::Duration,
+) {
+    let mut sample_tick = tokio::time::interval(sample);
+    let mut report_tick = tokio::time::interval(report);
+    report_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = sample_tick.tick() => {
+                let (d, o) = (drivers.clone(), outbox.clone());
+                let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let samples = d.samples()?;
+                    Ok(metering::account(o.state(), &samples, started)?)
+                }).await;
+                if let Ok(Err(e)) | Err(e) = result.map_err(anyhow::Error::from) {
+                    tracing::warn!(error = %e, "metering");
+                }
+            }
+            _ = report_tick.tick() => {
+                match metering::flush(&outbox) {
+                    Ok(n) => tracing::debug!(contracts = n, "consumption queued"),
+                    Err(e) => tracing::warn!(error = %e, "consumption not queued"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The agent's side of the chain: a connection that repairs itself, the desired state of the
+//! engine (contracts naming this node), and the node's registration.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use tokio::sync::RwLock;
+use zos_chain_client::{
+    api, keys::NodeKey, AccountId32, ChainClient, ChainError, ContractState, Static, Submitter,
+};
+use zos_contracts::Capacity;
+
+use crate::engine::{backoff, Chain, DesiredContract};
+
+/// A chain connection shared by the agent's tasks; reads reconnect when it was lost.
+#[derive(Clone)]
+pub struct ChainView {
+    client: Arc<RwLock<ChainClient>>,
+    node: AccountId32,
+}
+
+impl ChainView {
+    /// Connects to the first of `urls` that answers, retrying with backoff until one does.
+    pub async fn connect(urls: &[String], node: AccountId32) -> ChainView {
+        let mut attempt = 0;
+        loop {
+            match ChainClient::connect(urls).await {
+                Ok(client) => {
+                    tracing::info!(url = client.url(), "connected to the chain");
+                    return ChainView {
+                        client: Arc::new(RwLock::new(client)),
+                        node,
+                    };
+                }
+                Err(e) => {
+                    let wait = backoff(
+                        attempt,
+                        (Duration::from_millis(500), Duration::from_secs(30)),
+                    );
+                    tracing::warn!(error = %e, retry_in = ?wait, "the chain does not answer yet");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The client as it is now.
+    pub async fn client(&self) -> ChainClient {
+        self.client.read().await.clone()
+    }
+
+    /// This node's account.
+    pub fn node(&self) -> &AccountId32 {
+        &self.node
+    }
+
+    /// Runs a read; when it fails because the connection went, reconnects and tries once more.
+    pub async fn read<T, F, Fut>(&self, f: F) -> Result<T, ChainError>
+    where
+        F: Fn(ChainClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ChainError>>,
+    {
+        match f(self.client().await).await {
+            Ok(v) => Ok(v),
+            Err(first) => {
+                let mut client = self.client.write().await;
+                if client.finalized_number().await.is_ok() {
+                    return Err(first);
+                }
+                *client = client.reconnect().await?;
+                let fresh = client.clone();
+                drop(client);
+                f(fresh).await
+            }
+        }
+    }
+
+    /// The contracts naming this node at the finalized head.
+    pub async fn my_contracts(&self) -> Result<Vec<u64>, ChainError> {
+        let node = self.node;
+        self.read(|c| async move { c.contracts_of_node(&node, None).await })
+            .await
+    }
+}
+
+impl Chain for ChainView {
+    async fn contract(&self, id: u64) -> anyhow::Result<Option<DesiredContract>> {
+        let contract = self
+            .read(|c| async move { c.contract(id, None).await })
+            .await?;
+        Ok(contract
+            .filter(|c| c.node == self.node)
+            .map(|c| DesiredContract {
+                id,
+                paused: matches!(c.state, ContractState::GracePeriod { .. }),
+                deployment: c.deployment,
+            }))
+    }
+}
+
+/// Registers this node under `farm` with `capacity`, or updates its record when it changed;
+/// retries (with backoff, saying why) until the chain has it. Fails only when the chain refuses
+/// what the configuration says (an endpoint or a capacity it does not accept).
+pub async fn register(
+    view: &ChainView,
+    submitter: &Submitter<NodeKey>,
+    farm: &str,
+    capacity: Capacity,
+    wg_public_key: [u8; 32],
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match register_once(view, submitter, farm, capacity, wg_public_key, endpoint).await {
+            Ok(done) => {
+                tracing::info!(node = %view.node, farm, ?capacity, "{done}");
+                return Ok(());
+            }
+            Err(e) if is_permanent(&e) => {
+                return Err(e.context("the chain refuses this node's registration"));
+            }
+            Err(e) => {
+                let wait = backoff(attempt, (Duration::from_secs(1), Duration::from_secs(60)));
+                tracing::warn!(node = %view.node, error = %e, retry_in = ?wait, "not registered yet");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// A refusal that retrying cannot change: the configuration must.
+fn is_permanent(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ChainError>(),
+        Some(ChainError::Dispatch(f)) if matches!(f.error.as_str(), "InvalidEndpoint" | "NoCapacity")
+    )
+}
+
+async fn register_once(
+    view: &ChainView,
+    submitter: &Submitter<NodeKey>,
+    farm: &str,
+    capacity: Capacity,
+    wg_public_key: [u8; 32],
+    endpoint: &str,
+) -> anyhow::Result<&'static str> {
+    let name = farm.to_string();
+    let farm_id = view
+        .read(|c| {
+            let name = name.clone();
+            async move { c.farm_by_name(&name, None).await }
+        })
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("farm {farm:?} does not exist on the chain (its farmer creates it)")
+        })?;
+    let node = view.node;
+    let existing = view
+        .read(|c| async move { c.node(&node, None).await })
+        .await?;
+    let funds = view
+        .read(|c| async move { c.balance(&node, None).await })
+        .await?;
+    let needs_tx = match &existing {
+        None => true,
+        Some(n) => {
+            n.capacity != capacity || n.endpoint != endpoint || n.wg_public_key != wg_public_key
+        }
+    };
+    if needs_tx && funds == 0 {
+        anyhow::bail!(
+            "the node account {node} has no funds to pay for its registration: the farmer sends it some"
+        );
+    }
+    match existing {
+        None => {
+            submitter
+                .submit(&api::tx().grid().register_node(
+                    farm_id,
+                    Static(capacity),
+                    wg_public_key,
+                    endpoint.as_bytes().to_vec(),
+                ))
+                .await?;
+            Ok("registered")
+        }
+        Some(n) if n.farm != farm_id => anyhow::bail!(
+            "this node is registered under farm {} on the chain, not {farm:?}; remove it there first",
+            n.farm
+        ),
+        Some(_) if needs_tx => {
+            submitter
+                .submit(&api::tx().grid().update_node(
+                    Static(capacity),
+                    wg_public_key,
+                    endpoint.as_bytes().to_vec(),
+                ))
+                .await?;
+            Ok("updated its registration")
+        }
+        Some(_) => Ok("already registered"),
+    }
+}
+
+/// The node's WireGuard key pair for private networks: an X25519 secret made on first start and
+/// kept 0600 next to the node key. Returns the public key.
+pub fn wireguard_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret: [u8; 32] = match std::fs::read_to_string(path) {
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("{} does not hold a 32-byte hex key", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            getrandom(&mut secret)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            f.write_all(hex::encode(secret).as_bytes())?;
+            f.sync_all()?;
+            secret
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(curve25519_dalek::MontgomeryPoint::mul_base_clamped(secret).to_bytes())
+}
+
+fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
+    Ok(())
+}

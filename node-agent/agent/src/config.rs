@@ -1,0 +1,306 @@
+//! The agent's one configuration file (TOML). Unknown keys are refused, and every key has a
+//! default that works against a dev chain on this machine (`zos-chain --dev`).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// What the agent is told; see the field docs for each key's default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The chain's RPC endpoints, tried in order. Default `["ws://127.0.0.1:9944"]`.
+    pub chain: Vec<String>,
+    /// The farm this node belongs to, by name. Default `"localgrid"`.
+    pub farm: String,
+    /// The node's key, its local state (rocksdb) and nothing else. Default `/var/lib/zos-agent`.
+    pub state_dir: PathBuf,
+    /// Images, root filesystems and volumes: the filesystem whose size is offered as SRU.
+    /// Default `/var/lib/zos-agent/storage`.
+    pub storage_dir: PathBuf,
+    /// Container runtime state (a tmpfs in production). Default `/run/zos`.
+    pub run_dir: PathBuf,
+    /// What the node keeps for itself.
+    pub reserve: Reserve,
+    /// What to offer instead of what is detected (a farmer may offer less than the machine has).
+    pub capacity: CapacityOverride,
+    /// Which registries images may come from.
+    pub registries: Registries,
+    /// How often things happen.
+    pub periods: Periods,
+    /// The endpoint peers reach this node's WireGuard at (`host:port`), published on chain.
+    /// Default `127.0.0.1:51820` (a single-machine grid); set it to the node's public address.
+    pub endpoint: String,
+}
+
+/// Capacity the node keeps for itself and never offers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reserve {
+    /// Memory, in bytes. Default 1 GiB.
+    pub memory: u64,
+    /// Storage, in bytes. Default 10 GiB.
+    pub storage: u64,
+}
+
+/// Capacity to offer in place of what is detected; each key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityOverride {
+    /// Logical CPUs.
+    pub cru: Option<u64>,
+    /// Memory, bytes.
+    pub mru: Option<u64>,
+    /// Storage, bytes.
+    pub sru: Option<u64>,
+}
+
+/// The registries workloads may pull from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registries {
+    /// Registry hosts (`host[:port]`) images may come from; empty allows any. An image from
+    /// elsewhere is refused with a workload error.
+    pub allow: Vec<String>,
+}
+
+/// Periods, in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Periods {
+    /// Uptime reports. Default 60 (the chain accepts one a minute).
+    pub uptime: u64,
+    /// Consumption reports, all contracts in one. Default 60.
+    pub consumption: u64,
+    /// Full resync of every contract naming this node. Default 300.
+    pub resync: u64,
+    /// How often running workloads are looked at (exits, restarts). Default 2.
+    pub watch: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            chain: vec!["ws://127.0.0.1:9944".into()],
+            farm: "localgrid".into(),
+            state_dir: "/var/lib/zos-agent".into(),
+            storage_dir: "/var/lib/zos-agent/storage".into(),
+            run_dir: "/run/zos".into(),
+            reserve: Reserve::default(),
+            capacity: CapacityOverride::default(),
+            registries: Registries::default(),
+            periods: Periods::default(),
+            endpoint: "127.0.0.1:51820".into(),
+        }
+    }
+}
+
+impl Default for Reserve {
+    fn default() -> Self {
+        Reserve {
+            memory: 1 << 30,
+            storage: 10 << 30,
+        }
+    }
+}
+
+impl Default for Periods {
+    fn default() -> Self {
+        Periods {
+            uptime: 60,
+            consumption: 60,
+            resync: 300,
+            watch: 2,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration (names the key, line and column).
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source,
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: PathBuf::new(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.chain.is_empty() {
+            return Err("`chain` needs at least one RPC endpoint".into());
+        }
+        if let Some(bad) = self
+            .chain
+            .iter()
+            .find(|u| !(u.starts_with("ws://") || u.starts_with("wss://")))
+        {
+            return Err(format!("`chain`: {bad:?} is not a ws:// or wss:// URL"));
+        }
+        if self.farm.is_empty() {
+            return Err("`farm` is empty".into());
+        }
+        for (key, dir) in [
+            ("state_dir", &self.state_dir),
+            ("storage_dir", &self.storage_dir),
+            ("run_dir", &self.run_dir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(format!("`{key}` must be an absolute path, not {dir:?}"));
+            }
+        }
+        let valid_endpoint = self.endpoint.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }) && self.endpoint.len() <= 128;
+        if !valid_endpoint {
+            return Err(format!("`endpoint` {:?} is not host:port", self.endpoint));
+        }
+        let p = &self.periods;
+        for (key, secs) in [
+            ("periods.uptime", p.uptime),
+            ("periods.consumption", p.consumption),
+            ("periods.resync", p.resync),
+            ("periods.watch", p.watch),
+        ] {
+            if secs == 0 {
+                return Err(format!("`{key}` must be at least 1 second"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node key's file.
+    pub fn key_path(&self) -> PathBuf {
+        self.state_dir.join("node.key")
+    }
+
+    /// The local database.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("db")
+    }
+}
+
+impl Periods {
+    /// A period as a duration.
+    pub fn of(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn keys_override_defaults() {
+        let c = Config::parse(
+            r#"
+chain = ["ws://10.0.0.1:9944", "wss://rpc.example:443"]
+farm = "north"
+state_dir = "/srv/zos"
+
+[reserve]
+memory = 2147483648
+
+[capacity]
+cru = 1
+
+[periods]
+uptime = 120
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.chain.len(), 2);
+        assert_eq!(c.farm, "north");
+        assert_eq!(c.state_dir, PathBuf::from("/srv/zos"));
+        assert_eq!(c.reserve.memory, 2 << 30);
+        assert_eq!(c.reserve.storage, 10 << 30);
+        assert_eq!(c.periods.uptime, 120);
+        assert_eq!(c.capacity.cru, Some(1));
+        assert_eq!(c.capacity.mru, None);
+        assert_eq!(c.periods.consumption, 60);
+        assert_eq!(c.key_path(), PathBuf::from("/srv/zos/node.key"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name_and_line() {
+        let e = Config::parse("farm = \"x\"\n\n[periods]\nuptme = 5\n").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("uptme"), "{text}");
+        assert!(text.contains("line 4"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        for (text, key) in [
+            ("chain = []", "`chain`"),
+            ("chain = [\"http://x\"]", "http://x"),
+            ("state_dir = \"relative\"", "`state_dir`"),
+            ("[periods]\nwatch = 0", "`periods.watch`"),
+            ("endpoint = \"example.org\"", "`endpoint`"),
+            ("farm = 3", "farm"),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?}: {e}");
+        }
+    }
+}

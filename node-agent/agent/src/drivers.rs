@@ -1,0 +1,456 @@
+//! The engine's [`Host`] on this machine: containers (youki's libcontainer, through `zos-host`),
+//! volumes (loop-mounted ext4 files), and root filesystems from the image store, checked file by
+//! file at every launch.
+//!
+//! Names are derived from the contract id and the workload name (`zos-<contract>-<name>`), so a
+//! restarted agent, or one whose database was deleted, finds everything again.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::Duration,
+};
+
+use zos_chain_client::keys::NodeKey;
+use zos_contracts::{Container, Deployment, EnvValue, Workload, WorkloadKind, WorkloadSpec};
+use zos_host::{
+    container::{BindMount, ContainerSpec, Containers, RunState as HostState},
+    volume::Volumes,
+    WorkloadId,
+};
+use zos_image_store::{Digest, ImageRecord, ImageReference, RootfsError, Store};
+
+use crate::{
+    engine::{ApplyError, Host, Observed, RunState},
+    metering::Sample,
+};
+
+/// How long a container has to stop after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The label holding the workload version a container was made from.
+const VERSION_LABEL: &str = "zos.version";
+
+/// See the module documentation.
+pub struct HostDrivers {
+    images: Store,
+    containers: Containers,
+    volumes: Volumes,
+    key: NodeKey,
+    allowed_registries: Vec<String>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl HostDrivers {
+    /// Drivers over `images`, `containers` and `volumes`; `key` opens sealed secrets.
+    pub fn new(
+        images: Store,
+        containers: Containers,
+        volumes: Volumes,
+        key: NodeKey,
+        allowed_registries: Vec<String>,
+        runtime: tokio::runtime::Handle,
+    ) -> HostDrivers {
+        HostDrivers {
+            images,
+            containers,
+            volumes,
+            key,
+            allowed_registries,
+            runtime,
+        }
+    }
+
+    /// A reading of every container that has a process, for metering.
+    pub fn samples(&self) -> anyhow::Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        for id in self.containers.list()? {
+            let Some(status) = self.containers.status(&id)? else {
+                continue;
+            };
+            if !matches!(status.state, HostState::Running | HostState::Paused) {
+                continue;
+            }
+            let stats = match self.containers.stats(&id) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(container = %id.container_id(), error = %e, "no stats");
+                    continue;
+                }
+            };
+            out.push(Sample {
+                contract: id.contract,
+                container: id.container_id(),
+                started: status.started_at,
+                cpu_ns: stats.cpu_ns,
+                memory: stats.memory_current,
+                net_rx: stats.net_rx,
+                net_tx: stats.net_tx,
+            });
+        }
+        Ok(out)
+    }
+
+    fn start_container(
+        &self,
+        id: &WorkloadId,
+        w: &Workload,
+        c: &Container,
+    ) -> Result<(), ApplyError> {
+        let err = |what: &str, e: &dyn std::fmt::Display| ApplyError(format!("{what}: {e}"));
+        let repository = String::from_utf8_lossy(&c.image.repository).into_owned();
+        let registry = repository.split('/').next().unwrap_or_default().to_string();
+        if !self.allowed_registries.is_empty() && !self.allowed_registries.contains(&registry) {
+            return Err(ApplyError(format!(
+                "registry {registry} is not one this node pulls from ({})",
+                self.allowed_registries.join(", ")
+            )));
+        }
+        let reference = format!("{repository}@sha256:{}", hex::encode(c.image.digest));
+        let parsed = ImageReference::parse(&reference).map_err(|e| err("image", &e))?;
+        let digest = Digest::parse(&format!("sha256:{}", hex::encode(c.image.digest)))
+            .map_err(|e| err("image", &e))?;
+        let record = match self
+            .images
+            .image(&digest)
+            .map_err(|e| err("image store", &e))?
+        {
+            Some(r) => r,
+            None => self
+                .runtime
+                .block_on(self.images.pull(&parsed))
+                .map_err(|e| ApplyError(format!("pulling {reference}: {}", chain_of(&e))))?,
+        };
+
+        // What ran under this name before goes; a new version also gets a fresh root filesystem.
+        let wid = id.container_id();
+        if let Some(old) = self
+            .containers
+            .status(id)
+            .map_err(|e| err("container", &e))?
+        {
+            let same_version = old.labels.get(VERSION_LABEL) == Some(&w.version.to_string());
+            self.containers
+                .remove(id, STOP_GRACE)
+                .map_err(|e| err("removing the previous container", &e))?;
+            if !same_version {
+                self.images
+                    .remove_rootfs(&wid)
+                    .map_err(|e| err("removing the previous root filesystem", &e))?;
+            }
+        }
+        let rootfs = match self.images.prepare_rootfs(&digest, &wid) {
+            Err(RootfsError::ImageMismatch { .. }) => {
+                self.images
+                    .remove_rootfs(&wid)
+                    .map_err(|e| err("removing the previous root filesystem", &e))?;
+                self.images.prepare_rootfs(&digest, &wid)
+            }
+            other => other,
+        }
+        .map_err(|e| ApplyError(format!("image {reference}: {}", chain_of(&e))))?;
+
+        let spec = ContainerSpec {
+            id: id.clone(),
+            rootfs: rootfs.path(),
+            args: command(c, &record)?,
+            env: self.env(c, &record)?,
+            workdir: c
+                .workdir
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .or_else(|| image_config_str(&record, "WorkingDir")),
+            cpu_millis: c.cpu_millis,
+            memory: c.memory,
+            mounts: c
+                .mounts
+                .iter()
+                .map(|m| BindMount {
+                    source: self.volumes.path(&WorkloadId {
+                        contract: id.contract,
+                        name: String::from_utf8_lossy(&m.volume).into_owned(),
+                    }),
+                    target: String::from_utf8_lossy(&m.path).into_owned(),
+                    read_only: m.read_only,
+                })
+                .collect(),
+            labels: BTreeMap::from([(VERSION_LABEL.to_string(), w.version.to_string())]),
+        };
+        self.containers
+            .start(&spec)
+            .map_err(|e| ApplyError(format!("starting: {}", chain_of(&e))))?;
+        Ok(())
+    }
+
+    /// The image's environment, then the contract's (sealed values opened with the node key).
+    fn env(
+        &self,
+        c: &Container,
+        record: &ImageRecord,
+    ) -> Result<Vec<(String, String)>, ApplyError> {
+        let mut env: Vec<(String, String)> = image_config(record, "Env")
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        for var in c.env.iter() {
+            let key = String::from_utf8_lossy(&var.key).into_owned();
+            let value = match &var.value {
+                EnvValue::Plain(v) => String::from_utf8_lossy(v).into_owned(),
+                EnvValue::Sealed(sealed) => {
+                    let plain = zos_contracts::sealed::open(self.key.signing_key(), sealed)
+                        .map_err(|e| {
+                            ApplyError(format!(
+                                "env {key}: cannot open the sealed value with this node's key: {e}"
+                            ))
+                        })?;
+                    String::from_utf8(plain).map_err(|_| {
+                        ApplyError(format!("env {key}: the sealed value is not UTF-8 text"))
+                    })?
+                }
+            };
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
+        }
+        Ok(env)
+    }
+
+    fn workload_ids(&self, contract: Option<u64>) -> anyhow::Result<BTreeSet<(u64, String)>> {
+        let mut ids = BTreeSet::new();
+        for id in self
+            .containers
+            .list()?
+            .into_iter()
+            .chain(self.volumes.list()?)
+        {
+            if contract.is_none_or(|c| c == id.contract) {
+                ids.insert((id.contract, id.name));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Root filesystems whose container is gone (a crash between the two).
+    fn rootfs_leases(&self, contract: Option<u64>) -> anyhow::Result<Vec<WorkloadId>> {
+        Ok(self
+            .images
+            .leases()?
+            .into_iter()
+            .filter_map(|l| WorkloadId::parse_container_id(&l.workload))
+            .filter(|id| contract.is_none_or(|c| c == id.contract))
+            .collect())
+    }
+}
+
+/// Entrypoint and arguments: the contract's, else the image's (as container engines do: a new
+/// entrypoint drops the image's command).
+fn command(c: &Container, record: &ImageRecord) -> Result<Vec<String>, ApplyError> {
+    let text = |v: &[zos_contracts::Arg]| -> Vec<String> {
+        v.iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    };
+    let entrypoint = if c.entrypoint.is_empty() {
+        image_config(record, "Entrypoint")
+    } else {
+        text(&c.entrypoint)
+    };
+    let args = if !c.args.is_empty() {
+        text(&c.args)
+    } else if c.entrypoint.is_empty() {
+        image_config(record, "Cmd")
+    } else {
+        Vec::new()
+    };
+    let all: Vec<String> = entrypoint.into_iter().chain(args).collect();
+    if all.is_empty() {
+        return Err(ApplyError(
+            "no command: the container names no entrypoint and its image has none".into(),
+        ));
+    }
+    Ok(all)
+}
+
+fn image_config(record: &ImageRecord, key: &str) -> Vec<String> {
+    record.config["config"][key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn image_config_str(record: &ImageRecord, key: &str) -> Option<String> {
+    record.config["config"][key]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// An error and its causes, on one line.
+fn chain_of(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl Host for HostDrivers {
+    fn contracts(&self) -> anyhow::Result<BTreeSet<u64>> {
+        let mut ids: BTreeSet<u64> = self
+            .workload_ids(None)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        ids.extend(self.rootfs_leases(None)?.into_iter().map(|id| id.contract));
+        Ok(ids)
+    }
+
+    fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>> {
+        let mut out = Vec::new();
+        for id in self.containers.list()? {
+            if id.contract != contract {
+                continue;
+            }
+            let Some(status) = self.containers.status(&id)? else {
+                continue;
+            };
+            let state = match status.state {
+                HostState::Running => RunState::Running {
+                    since: status.started_at,
+                },
+                HostState::Paused => RunState::Paused,
+                HostState::Exited { code, signal, .. } => RunState::Exited { code, signal },
+                // Half made (the shim died while creating it): replace it.
+                _ => RunState::Exited {
+                    code: None,
+                    signal: None,
+                },
+            };
+            out.push(Observed {
+                name: id.name.clone(),
+                kind: WorkloadKind::Container,
+                version: status
+                    .labels
+                    .get(VERSION_LABEL)
+                    .and_then(|v| v.parse().ok()),
+                state,
+                log_tail: status.log_tail,
+            });
+        }
+        for id in self.volumes.list()? {
+            if id.contract == contract {
+                out.push(Observed {
+                    name: id.name,
+                    kind: WorkloadKind::Volume,
+                    version: None,
+                    state: RunState::Present,
+                    log_tail: String::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(
+        &self,
+        contract: u64,
+        workload: &Workload,
+        _deployment: &Deployment,
+    ) -> Result<(), ApplyError> {
+        let id = WorkloadId {
+            contract,
+            name: String::from_utf8_lossy(&workload.name).into_owned(),
+        };
+        match &workload.spec {
+            WorkloadSpec::Volume(v) => self
+                .volumes
+                .ensure(&id, v.size)
+                .map(|_| ())
+                .map_err(|e| ApplyError(format!("volume: {}", chain_of(&e)))),
+            WorkloadSpec::Container(c) => self.start_container(&id, workload, c),
+            other => Err(ApplyError(format!(
+                "{} workloads are not supported by this node yet",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn remove(&self, contract: u64, name: &str, kind: WorkloadKind) -> anyhow::Result<()> {
+        let id = WorkloadId {
+            contract,
+            name: name.to_string(),
+        };
+        match kind {
+            WorkloadKind::Container => {
+                self.containers.remove(&id, STOP_GRACE)?;
+                self.images.remove_rootfs(&id.container_id())?;
+            }
+            WorkloadKind::Volume => self.volumes.remove(&id)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn remove_all(&self, contract: u64) -> anyhow::Result<()> {
+        for id in self.containers.list()? {
+            if id.contract == contract {
+                self.containers.remove(&id, STOP_GRACE)?;
+            }
+        }
+        for id in self.rootfs_leases(Some(contract))? {
+            self.images.remove_rootfs(&id.container_id())?;
+        }
+        for id in self.volumes.list()? {
+            if id.contract == contract {
+                self.volumes.remove(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.containers.pause(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+
+    fn resume(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.containers.resume(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+}
+
+/// Where the agent keeps what: images and root filesystems, volumes, container state.
+pub struct Layout {
+    /// The image store.
+    pub images: PathBuf,
+    /// Volumes.
+    pub volumes: PathBuf,
+    /// Container runtime state.
+    pub containers: PathBuf,
+}
+
+impl Layout {
+    /// The layout under the configured directories.
+    pub fn new(storage_dir: &std::path::Path, run_dir: &std::path::Path) -> Layout {
+        Layout {
+            images: storage_dir.join("images"),
+            volumes: storage_dir.join("volumes"),
+            containers: run_dir.join("containers"),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The ports of the reconcile engine: what it asks of the chain (desired state) and of the host
+//! (observed state and the drivers). `crate::drivers` and `crate::chain` implement them for real;
+//! the engine's tests implement them in memory.
+
+use std::{collections::BTreeSet, future::Future, time::SystemTime};
+
+use zos_contracts::{Deployment, Workload, WorkloadKind};
+
+/// A contract as the node must run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredContract {
+    /// Its id.
+    pub id: u64,
+    /// What it asks for.
+    pub deployment: Deployment,
+    /// In its grace period: workloads paused, data kept.
+    pub paused: bool,
+}
+
+/// Where desired state comes from.
+pub trait Chain: Send + Sync + 'static {
+    /// The contract `id` if it exists and names this node; `None` when it was canceled, deleted,
+    /// or never was.
+    fn contract(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = anyhow::Result<Option<DesiredContract>>> + Send;
+}
+
+/// How a workload is on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// A process runs (since when).
+    Running {
+        /// When it started.
+        since: SystemTime,
+    },
+    /// Frozen.
+    Paused,
+    /// Its process ended.
+    Exited {
+        /// Exit status, when it exited.
+        code: Option<i32>,
+        /// Signal, when it was killed.
+        signal: Option<i32>,
+    },
+    /// Exists (a volume).
+    Present,
+}
+
+/// A workload found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Its name in the deployment.
+    pub name: String,
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// The workload version it was made from, when the host records one.
+    pub version: Option<u32>,
+    /// How it is.
+    pub state: RunState,
+    /// The last lines it printed (containers).
+    pub log_tail: String,
+}
+
+/// Why a workload could not be applied, in words for its owner (reported on chain).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ApplyError(pub String);
+
+/// The host: observed state and the drivers that change it. Every method blocks (the engine calls
+/// them on blocking threads) and is idempotent.
+pub trait Host: Send + Sync + 'static {
+    /// The contracts that have anything on this host.
+    fn contracts(&self) -> anyhow::Result<BTreeSet<u64>>;
+    /// What the host has of contract `contract`.
+    fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>>;
+    /// Makes `workload` of `deployment` run (or exist) at its version: creates it, or replaces
+    /// whatever runs under its name. Returns once it runs.
+    fn apply(
+        &self,
+        contract: u64,
+        workload: &Workload,
+        deployment: &Deployment,
+    ) -> Result<(), ApplyError>;
+    /// Removes a workload and everything of it on the host.
+    fn remove(&self, contract: u64, name: &str, kind: WorkloadKind) -> anyhow::Result<()>;
+    /// Removes whatever of contract `contract` is left on the host, including what a crash left
+    /// half made.
+    fn remove_all(&self, contract: u64) -> anyhow::Result<()>;
+    /// Freezes a running workload.
+    fn pause(&self, contract: u64, name: &str) -> anyhow::Result<()>;
+    /// Thaws a paused workload.
+    fn resume(&self, contract: u64, name: &str) -> anyhow::Result<()>;
+}

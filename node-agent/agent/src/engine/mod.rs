@@ -1,0 +1,559 @@
+//! The reconcile engine: level-triggered, one contract at a time per contract, several contracts
+//! at once.
+//!
+//! A pass over a contract reads what the chain asks (cached between chain events) and what the
+//! host has, and makes the host match: it removes what the contract no longer names, creates or
+//! replaces what changed version, restarts what exited (with backoff, as the restart policy says),
+//! pauses everything during a grace period and resumes it after. It then records each workload's
+//! status and, when that changed, queues a state report. A failing pass is retried with jittered
+//! exponential backoff; a failing workload is reported as `error` with its reason, and the rest of
+//! the contract carries on.
+
+pub mod host;
+pub mod queue;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use zos_contracts::{RestartPolicy, Workload, WorkloadKind, WorkloadSpec};
+
+pub use host::{ApplyError, Chain, DesiredContract, Host, Observed, RunState};
+pub use queue::{Queue, Reason};
+
+use crate::{
+    reports::outbox::{Outbox, StateLine},
+    state::{Status, WorkloadRecord},
+};
+
+/// A container that ran at least this long before exiting is not crash looping.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// Exits in a row, each after less than [`HEALTHY_RUN`], that make a crash loop.
+const CRASH_LOOP: u32 = 3;
+/// How long the engine waits: first and longest wait before a restart, and before a failed pass
+/// is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Restarts of exited containers.
+    pub restart: (Duration, Duration),
+    /// Retries of failed passes.
+    pub retry: (Duration, Duration),
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            restart: (Duration::from_secs(1), Duration::from_secs(60)),
+            retry: (Duration::from_secs(2), Duration::from_secs(120)),
+        }
+    }
+}
+
+/// The engine. Cheap to share; [`Engine::run`] drives it.
+pub struct Engine<H, C> {
+    host: Arc<H>,
+    chain: C,
+    outbox: Outbox,
+    queue: Queue,
+    desired: Mutex<HashMap<u64, Option<DesiredContract>>>,
+    restarts: Mutex<HashMap<(u64, String), Restarts>>,
+    failures: Mutex<HashMap<u64, u32>>,
+    timing: Timing,
+}
+
+/// Restart bookkeeping of a container.
+#[derive(Debug, Clone, Default)]
+struct Restarts {
+    /// Exits in a row after short runs.
+    short_runs: u32,
+    /// Restarts in all.
+    total: u32,
+    /// Not restarted before this time.
+    not_before: Option<tokio::time::Instant>,
+    /// The last exit, in words.
+    last_exit: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `base * 2^n`, capped, times a random factor in [0.5, 1.5).
+pub fn backoff(n: u32, (base, max): (Duration, Duration)) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.min(16)).min(max);
+    exp.mul_f64(0.5 + fastrand::f64())
+}
+
+impl<H: Host, C: Chain> Engine<H, C> {
+    /// An engine over `host` and `chain`, reporting to `outbox`.
+    pub fn new(host: Arc<H>, chain: C, outbox: Outbox) -> Arc<Self> {
+        Engine::with_timing(host, chain, outbox, Timing::default())
+    }
+
+    /// An engine that waits as `timing` says.
+    pub fn with_timing(host: Arc<H>, chain: C, outbox: Outbox, timing: Timing) -> Arc<Self> {
+        Arc::new(Engine {
+            timing,
+            host,
+            chain,
+            outbox,
+            queue: Queue::default(),
+            desired: Mutex::default(),
+            restarts: Mutex::default(),
+            failures: Mutex::default(),
+        })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<H> {
+        &self.host
+    }
+
+    /// Asks for a pass over `contract`; `refresh` reads it from the chain again.
+    pub fn enqueue(&self, contract: u64, refresh: bool) {
+        self.queue
+            .enqueue(contract, Duration::ZERO, Reason { refresh });
+    }
+
+    /// Asks for a pass over every contract that has anything on the host (to notice exits).
+    pub async fn enqueue_host(self: &Arc<Self>) -> anyhow::Result<BTreeSet<u64>> {
+        let host = self.host.clone();
+        let ids = tokio::task::spawn_blocking(move || host.contracts()).await??;
+        for id in &ids {
+            self.enqueue(*id, false);
+        }
+        Ok(ids)
+    }
+
+    /// Contracts waiting for a pass.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Runs `workers` passes at a time, forever.
+    pub async fn run(self: Arc<Self>, workers: usize) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers.max(1) {
+            let engine = self.clone();
+            tasks.spawn(async move {
+                loop {
+                    let (id, reason) = engine.queue.next().await;
+                    let result = engine.reconcile(id, reason.refresh).await;
+                    let delay = match result {
+                        Ok(next) => {
+                            engine.lock_failures().remove(&id);
+                            next
+                        }
+                        Err(e) => {
+                            let n = {
+                                let mut f = engine.lock_failures();
+                                let n = f.entry(id).or_insert(0);
+                                *n += 1;
+                                *n
+                            };
+                            let delay = backoff(n - 1, engine.timing.retry);
+                            tracing::warn!(contract = id, error = format!("{e:#}"), retry_in = ?delay, "reconcile failed");
+                            Some(delay)
+                        }
+                    };
+                    engine.queue.done(id);
+                    if let Some(delay) = delay {
+                        // A failed pass reads the chain again: the failure may have been a read.
+                        let refresh = engine.lock_failures().contains_key(&id);
+                        engine.queue.enqueue(id, delay, Reason { refresh });
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_restarts(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, String), Restarts>> {
+        self.restarts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn desired(&self, id: u64, refresh: bool) -> anyhow::Result<Option<DesiredContract>> {
+        if !refresh {
+            if let Some(d) = self
+                .desired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+            {
+                return Ok(d.clone());
+            }
+        }
+        let d = self.chain.contract(id).await?;
+        self.desired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, d.clone());
+        Ok(d)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&H) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let host = self.host.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&host)).await?)
+    }
+
+    /// One pass over a contract. Returns when it wants to be looked at again (a pending
+    /// restart), if sooner than the next host tick.
+    pub async fn reconcile(&self, id: u64, refresh: bool) -> anyhow::Result<Option<Duration>> {
+        let desired = self.desired(id, refresh).await?;
+        let observed = self.blocking(move |h| h.observe(id)).await??;
+
+        let Some(desired) = desired else {
+            return self.tear_down(id, observed).await;
+        };
+        let deployment = Arc::new(desired.deployment.clone());
+
+        // What the contract no longer names (or names as another kind) goes, containers first.
+        let mut stale: Vec<&Observed> = observed
+            .iter()
+            .filter(|o| {
+                deployment
+                    .workload(o.name.as_bytes())
+                    .map(|w| w.spec.kind())
+                    != Some(o.kind)
+            })
+            .collect();
+        stale.sort_by_key(|o| o.kind != WorkloadKind::Container);
+        for o in stale {
+            let (name, kind) = (o.name.clone(), o.kind);
+            self.blocking(move |h| h.remove(id, &name, kind)).await??;
+            self.lock_restarts().remove(&(id, o.name.clone()));
+        }
+
+        // Volumes before the containers that mount them.
+        let mut order: Vec<&Workload> = deployment.workloads.iter().collect();
+        order.sort_by_key(|w| matches!(w.spec, WorkloadSpec::Container(_)));
+
+        let previous: HashMap<String, WorkloadRecord> = self
+            .outbox
+            .state()
+            .workloads_of(id)?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        // Workloads that failed to apply (retried with backoff) and volumes that are not ready.
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        let mut records = Vec::new();
+        let mut next: Option<Duration> = None;
+        for w in order {
+            let name = String::from_utf8_lossy(&w.name).into_owned();
+            let seen = observed
+                .iter()
+                .find(|o| o.name == name && o.kind == w.spec.kind());
+            let Outcome {
+                status,
+                message,
+                wake,
+                retry,
+            } = self
+                .workload(id, &deployment, w, &name, seen, desired.paused, &failed)
+                .await?;
+            if retry {
+                failed.insert(name.clone());
+            }
+            if let Some(wake) = wake {
+                next = Some(next.map_or(wake, |n| n.min(wake)));
+            }
+            let restarts = self
+                .lock_restarts()
+                .get(&(id, name.clone()))
+                .map_or(0, |r| r.total);
+            let since = match previous.get(&name) {
+                Some(p) if p.status == status && p.message == message => p.since,
+                _ => now_secs(),
+            };
+            records.push(WorkloadRecord {
+                contract: id,
+                kind: w.spec.kind().to_string(),
+                name,
+                version: w.version,
+                deployment_version: deployment.version,
+                status,
+                message,
+                restarts,
+                since,
+            });
+        }
+        self.record(id, deployment.version, &previous, records)?;
+        if !failed.is_empty() {
+            // Failed workloads are retried with backoff: the caller's error path.
+            anyhow::bail!(
+                "workloads {} failed",
+                failed.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(next)
+    }
+
+    /// Brings one workload where it should be; returns its status, message, and when to look
+    /// again.
+    #[allow(clippy::too_many_arguments)]
+    async fn workload(
+        &self,
+        id: u64,
+        deployment: &Arc<zos_contracts::Deployment>,
+        w: &Workload,
+        name: &str,
+        seen: Option<&Observed>,
+        paused: bool,
+        failed: &BTreeSet<String>,
+    ) -> anyhow::Result<Outcome> {
+        let ok = |m: &str| Ok(Outcome::new(Status::Ok, m));
+        let failed_apply = |e: ApplyError| {
+            Ok(Outcome {
+                retry: true,
+                ..Outcome::new(Status::Error, &e.0)
+            })
+        };
+        let apply = |w: Workload| {
+            let deployment = deployment.clone();
+            self.blocking(move |h| h.apply(id, &w, &deployment))
+        };
+        match &w.spec {
+            WorkloadSpec::Volume(_) => match apply(w.clone()).await? {
+                Ok(()) => ok(""),
+                Err(e) => failed_apply(e),
+            },
+            WorkloadSpec::Container(c) => {
+                if let Some(m) = c
+                    .mounts
+                    .iter()
+                    .find(|m| failed.contains(&*String::from_utf8_lossy(&m.volume)))
+                {
+                    return Ok(Outcome {
+                        retry: true,
+                        ..Outcome::new(
+                            Status::Error,
+                            &format!("volume {} is not ready", String::from_utf8_lossy(&m.volume)),
+                        )
+                    });
+                }
+                let current = seen.filter(|o| o.version == Some(w.version));
+                if paused {
+                    return match current.map(|o| &o.state) {
+                        Some(RunState::Running { .. }) => {
+                            let n = name.to_string();
+                            self.blocking(move |h| h.pause(id, &n)).await??;
+                            Ok(Outcome::new(Status::Paused, "contract in grace period"))
+                        }
+                        _ => Ok(Outcome::new(Status::Paused, "contract in grace period")),
+                    };
+                }
+                match current.map(|o| &o.state) {
+                    None => {
+                        // Absent, or another version: (re)create.
+                        self.lock_restarts().remove(&(id, name.to_string()));
+                        match apply(w.clone()).await? {
+                            Ok(()) => ok(""),
+                            Err(e) => failed_apply(e),
+                        }
+                    }
+                    Some(RunState::Paused) => {
+                        let n = name.to_string();
+                        self.blocking(move |h| h.resume(id, &n)).await??;
+                        ok("")
+                    }
+                    Some(RunState::Running { since }) => {
+                        let mut restarts = self.lock_restarts();
+                        let r = restarts.entry((id, name.to_string())).or_default();
+                        let healthy = since.elapsed().map(|e| e >= HEALTHY_RUN).unwrap_or(false);
+                        if healthy {
+                            r.short_runs = 0;
+                        }
+                        if r.short_runs >= CRASH_LOOP {
+                            Ok(Outcome::new(Status::Error, &crash_loop(r)))
+                        } else {
+                            ok("")
+                        }
+                    }
+                    Some(RunState::Exited { code, signal }) => {
+                        let exit = match (code, signal) {
+                            (Some(c), _) => format!("exited with status {c}"),
+                            (None, Some(s)) => format!("killed by signal {s}"),
+                            (None, None) => "exited".to_string(),
+                        };
+                        let success = *code == Some(0);
+                        let restart = match c.restart {
+                            RestartPolicy::Always => true,
+                            RestartPolicy::OnFailure => !success,
+                            RestartPolicy::Never => false,
+                        };
+                        if !restart {
+                            let status = if success { Status::Ok } else { Status::Error };
+                            return Ok(Outcome::new(status, &exit));
+                        }
+                        let tail = current
+                            .map(|o| o.log_tail.trim().to_string())
+                            .unwrap_or_default();
+                        let wait = {
+                            let mut restarts = self.lock_restarts();
+                            let r = restarts.entry((id, name.to_string())).or_default();
+                            let now = tokio::time::Instant::now();
+                            match r.not_before {
+                                Some(t) if t > now => Some(t - now),
+                                _ => {
+                                    r.short_runs += 1;
+                                    r.total += 1;
+                                    r.last_exit = if tail.is_empty() {
+                                        exit.clone()
+                                    } else {
+                                        format!("{exit}; last output: {tail}")
+                                    };
+                                    r.not_before =
+                                        Some(now + backoff(r.short_runs - 1, self.timing.restart));
+                                    None
+                                }
+                            }
+                        };
+                        if let Some(wait) = wait {
+                            let r = self
+                                .lock_restarts()
+                                .get(&(id, name.to_string()))
+                                .cloned()
+                                .unwrap_or_default();
+                            let (status, message) = if r.short_runs >= CRASH_LOOP {
+                                (Status::Error, crash_loop(&r))
+                            } else {
+                                (Status::Ok, format!("restarting: {}", r.last_exit))
+                            };
+                            return Ok(Outcome {
+                                wake: Some(wait),
+                                ..Outcome::new(status, &message)
+                            });
+                        }
+                        let applied = apply(w.clone()).await?;
+                        let r = self
+                            .lock_restarts()
+                            .get(&(id, name.to_string()))
+                            .cloned()
+                            .unwrap_or_default();
+                        match applied {
+                            Err(e) => failed_apply(e),
+                            Ok(()) if r.short_runs >= CRASH_LOOP => {
+                                Ok(Outcome::new(Status::Error, &crash_loop(&r)))
+                            }
+                            Ok(()) => ok(""),
+                        }
+                    }
+                    Some(RunState::Present) => ok(""),
+                }
+            }
+            other => Ok(Outcome::new(
+                Status::Error,
+                &format!(
+                    "{} workloads are not supported by this node yet",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
+    /// Removes everything of a contract that is gone from the chain.
+    async fn tear_down(
+        &self,
+        id: u64,
+        mut observed: Vec<Observed>,
+    ) -> anyhow::Result<Option<Duration>> {
+        observed.sort_by_key(|o| o.kind != WorkloadKind::Container);
+        for o in observed {
+            let (name, kind) = (o.name.clone(), o.kind);
+            self.blocking(move |h| h.remove(id, &name, kind)).await??;
+        }
+        // Anything left that observe() does not list (a half-made workload) goes too.
+        self.blocking(move |h| h.remove_all(id)).await??;
+        self.lock_restarts().retain(|(c, _), _| *c != id);
+        self.outbox.state().set_workloads(id, &[])?;
+        self.outbox.forget_states(id)?;
+        self.desired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        tracing::info!(contract = id, "contract removed from this node");
+        Ok(None)
+    }
+
+    /// Stores the records and queues a state report if anything the chain shows changed.
+    fn record(
+        &self,
+        id: u64,
+        version: u32,
+        previous: &HashMap<String, WorkloadRecord>,
+        records: Vec<WorkloadRecord>,
+    ) -> anyhow::Result<()> {
+        let changed = records.len() != previous.len()
+            || records.iter().any(|r| match previous.get(&r.name) {
+                Some(p) => {
+                    p.status != r.status
+                        || p.message != r.message
+                        || p.version != r.version
+                        || p.deployment_version != r.deployment_version
+                }
+                None => true,
+            });
+        let same = records.len() == previous.len()
+            && records.iter().all(|r| previous.get(&r.name) == Some(r));
+        if !same {
+            self.outbox.state().set_workloads(id, &records)?;
+        }
+        if changed {
+            let lines = records
+                .iter()
+                .map(|r| StateLine {
+                    name: r.name.clone(),
+                    version: r.version,
+                    status: r.status,
+                    message: r.message.clone(),
+                })
+                .collect();
+            self.outbox.report_states(id, version, lines)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a pass left a workload.
+struct Outcome {
+    status: Status,
+    message: String,
+    /// Look again this soon (a restart waits for its backoff).
+    wake: Option<Duration>,
+    /// Applying it failed: the pass is retried with backoff.
+    retry: bool,
+}
+
+impl Outcome {
+    fn new(status: Status, message: &str) -> Outcome {
+        Outcome {
+            status,
+            message: message.to_string(),
+            wake: None,
+            retry: false,
+        }
+    }
+}
+
+fn crash_loop(r: &Restarts) -> String {
+    format!(
+        "crash loop: restarted {} times after short runs; {}",
+        r.short_runs, r.last_exit
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,583 @@
+//! The engine on an in-memory host and chain.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, SystemTime},
+};
+
+use zos_contracts::{file::DeploymentFile, Deployment, Workload, WorkloadKind};
+
+use super::*;
+use crate::{reports::outbox::Entry, state::State};
+
+#[derive(Default)]
+struct FakeHost {
+    /// (contract, name) → what is there.
+    things: Mutex<BTreeMap<(u64, String), Observed>>,
+    /// Every call, in order: "apply 1/web v2", "remove 1/web", …
+    calls: Mutex<Vec<String>>,
+    /// Workloads whose apply fails, with the message.
+    failing: Mutex<HashMap<String, String>>,
+    /// Contracts with an apply under way (to catch two passes at once).
+    busy: Mutex<BTreeSet<u64>>,
+    overlap: AtomicBool,
+    apply_delay: Option<Duration>,
+}
+
+impl FakeHost {
+    fn calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+    fn set_state(&self, contract: u64, name: &str, state: RunState) {
+        self.things
+            .lock()
+            .unwrap()
+            .get_mut(&(contract, name.to_string()))
+            .expect("exists")
+            .state = state;
+    }
+    fn names(&self) -> Vec<String> {
+        self.things
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|(c, n)| format!("{c}/{n}"))
+            .collect()
+    }
+}
+
+impl Host for FakeHost {
+    fn contracts(&self) -> anyhow::Result<BTreeSet<u64>> {
+        Ok(self
+            .things
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|(c, _)| *c)
+            .collect())
+    }
+
+    fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>> {
+        Ok(self
+            .things
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((c, _), _)| *c == contract)
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
+    fn apply(&self, contract: u64, w: &Workload, _d: &Deployment) -> Result<(), ApplyError> {
+        if !self.busy.lock().unwrap().insert(contract) {
+            self.overlap.store(true, Ordering::SeqCst);
+        }
+        if let Some(d) = self.apply_delay {
+            std::thread::sleep(d);
+        }
+        self.busy.lock().unwrap().remove(&contract);
+        let name = String::from_utf8_lossy(&w.name).into_owned();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("apply {contract}/{name} v{}", w.version));
+        if let Some(m) = self
+            .failing
+            .lock()
+            .unwrap()
+            .get(&format!("{contract}/{name}"))
+        {
+            return Err(ApplyError(m.clone()));
+        }
+        let kind = w.spec.kind();
+        let state = match kind {
+            WorkloadKind::Container => RunState::Running {
+                since: SystemTime::now(),
+            },
+            _ => RunState::Present,
+        };
+        self.things.lock().unwrap().insert(
+            (contract, name.clone()),
+            Observed {
+                name,
+                kind,
+                version: (kind == WorkloadKind::Container).then_some(w.version),
+                state,
+                log_tail: "boom".into(),
+            },
+        );
+        Ok(())
+    }
+
+    fn remove(&self, contract: u64, name: &str, _kind: WorkloadKind) -> anyhow::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("remove {contract}/{name}"));
+        self.things
+            .lock()
+            .unwrap()
+            .remove(&(contract, name.to_string()));
+        Ok(())
+    }
+
+    fn remove_all(&self, contract: u64) -> anyhow::Result<()> {
+        self.things
+            .lock()
+            .unwrap()
+            .retain(|(c, _), _| *c != contract);
+        Ok(())
+    }
+
+    fn pause(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("pause {contract}/{name}"));
+        self.set_state(contract, name, RunState::Paused);
+        Ok(())
+    }
+
+    fn resume(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("resume {contract}/{name}"));
+        self.set_state(
+            contract,
+            name,
+            RunState::Running {
+                since: SystemTime::now(),
+            },
+        );
+        Ok(())
+    }
+}
+
+#[derive(Default, Clone)]
+struct FakeChain(Arc<Mutex<HashMap<u64, DesiredContract>>>);
+
+impl FakeChain {
+    fn put(&self, id: u64, yaml: &str, paused: bool) {
+        let deployment = DeploymentFile::from_yaml(yaml)
+            .unwrap()
+            .into_deployment(None)
+            .unwrap();
+        zos_contracts::validate(&deployment).unwrap();
+        self.0.lock().unwrap().insert(
+            id,
+            DesiredContract {
+                id,
+                deployment,
+                paused,
+            },
+        );
+    }
+}
+
+impl Chain for FakeChain {
+    async fn contract(&self, id: u64) -> anyhow::Result<Option<DesiredContract>> {
+        Ok(self.0.lock().unwrap().get(&id).cloned())
+    }
+}
+
+const IMAGE: &str =
+    "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
+
+fn web(version: u32, web_version: u32, restart: &str) -> String {
+    format!(
+        "version: {version}
+workloads:
+  - name: data
+    volume: {{ size: 1GiB }}
+  - name: web
+    version: {web_version}
+    container:
+      image: {IMAGE}
+      entrypoint: [/bin/web]
+      cpu: 1
+      memory: 64MiB
+      restart: {restart}
+      mounts: [{{ volume: data, path: /data }}]
+  - name: worker
+    container:
+      image: {IMAGE}
+      entrypoint: [/bin/worker]
+      cpu: 1
+      memory: 64MiB
+"
+    )
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    host: Arc<FakeHost>,
+    chain: FakeChain,
+    outbox: Outbox,
+    engine: Arc<Engine<FakeHost, FakeChain>>,
+}
+
+fn setup(host: FakeHost) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(State::open(&dir.path().join("db")).unwrap());
+    let outbox = Outbox::new(state);
+    let host = Arc::new(host);
+    let chain = FakeChain::default();
+    let timing = Timing {
+        restart: (Duration::from_millis(50), Duration::from_millis(400)),
+        retry: (Duration::from_millis(50), Duration::from_millis(400)),
+    };
+    let engine = Engine::with_timing(host.clone(), chain.clone(), outbox.clone(), timing);
+    Setup {
+        _dir: dir,
+        host,
+        chain,
+        outbox,
+        engine,
+    }
+}
+
+/// Workload name → (status, message).
+type States = BTreeMap<String, (Status, String)>;
+
+/// The last queued state report of `contract`, with its deployment version.
+fn reported(outbox: &Outbox, contract: u64) -> Option<(u32, States)> {
+    outbox
+        .entries()
+        .unwrap()
+        .into_iter()
+        .find_map(|(_, e)| match e {
+            Entry::States {
+                contract: c,
+                version,
+                workloads,
+            } if c == contract => Some((
+                version,
+                workloads
+                    .into_iter()
+                    .map(|l| (l.name, (l.status, l.message)))
+                    .collect(),
+            )),
+            _ => None,
+        })
+}
+
+#[tokio::test]
+async fn creates_volumes_before_containers_and_reports_ok() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    assert_eq!(s.engine.reconcile(1, true).await.unwrap(), None);
+    assert_eq!(
+        s.host.calls(),
+        ["apply 1/data v1", "apply 1/web v1", "apply 1/worker v1"]
+    );
+    let (version, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(version, 1);
+    assert!(
+        states.values().all(|(st, _)| *st == Status::Ok),
+        "{states:?}"
+    );
+
+    // Nothing changed: a second pass re-checks the volume only and reports nothing new.
+    s.outbox
+        .entries()
+        .unwrap()
+        .iter()
+        .for_each(|(k, e)| s.outbox.sent(k, e).unwrap());
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(s.host.calls(), ["apply 1/data v1"]);
+    assert!(reported(&s.outbox, 1).is_none());
+}
+
+#[tokio::test]
+async fn an_update_replaces_only_the_workloads_whose_version_changed() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.host.calls();
+    s.chain.put(1, &web(2, 2, "always"), false);
+    // Without a refresh the engine keeps its cached copy of the contract.
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(s.host.calls(), ["apply 1/data v1"]);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(s.host.calls(), ["apply 1/data v1", "apply 1/web v2"]);
+    assert_eq!(reported(&s.outbox, 1).unwrap().0, 2);
+}
+
+#[tokio::test]
+async fn a_workload_dropped_from_the_contract_is_removed_and_a_gone_contract_entirely() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.chain.put(2, &web(1, 1, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.engine.reconcile(2, true).await.unwrap();
+    s.host.calls();
+    let mut fewer = web(2, 1, "always");
+    fewer.truncate(fewer.find("  - name: worker").unwrap());
+    s.chain.put(1, &fewer, false);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(s.host.calls(), ["remove 1/worker", "apply 1/data v1"]);
+
+    s.chain.0.lock().unwrap().remove(&1);
+    s.engine.reconcile(1, true).await.unwrap();
+    // Containers go before the volume they mount.
+    assert_eq!(s.host.calls(), ["remove 1/web", "remove 1/data"]);
+    assert_eq!(s.host.names(), ["2/data", "2/web", "2/worker"]);
+    assert!(
+        reported(&s.outbox, 1).is_none(),
+        "no report for a contract that is gone"
+    );
+    assert!(s.outbox.state().workloads_of(1).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_workload_is_an_error_on_chain_and_the_others_run() {
+    let host = FakeHost::default();
+    host.failing.lock().unwrap().insert(
+        "1/web".into(),
+        "image 127.0.0.1:5000/app: manifest unknown".into(),
+    );
+    let s = setup(host);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.chain.put(2, &web(1, 1, "always"), false);
+    let err = s.engine.reconcile(1, true).await.unwrap_err();
+    assert!(err.to_string().contains("web"), "{err}");
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(states["web"].0, Status::Error);
+    assert!(states["web"].1.contains("manifest unknown"));
+    assert_eq!(states["worker"].0, Status::Ok);
+    assert_eq!(states["data"].0, Status::Ok);
+    // The other contract is unaffected.
+    s.engine.reconcile(2, true).await.unwrap();
+    assert_eq!(reported(&s.outbox, 2).unwrap().1["web"].0, Status::Ok);
+
+    // Fixed: the next pass applies it.
+    s.host.failing.lock().unwrap().clear();
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(reported(&s.outbox, 1).unwrap().1["web"].0, Status::Ok);
+}
+
+#[tokio::test]
+async fn a_container_whose_volume_failed_says_so() {
+    let host = FakeHost::default();
+    host.failing
+        .lock()
+        .unwrap()
+        .insert("1/data".into(), "no space for a 1 GiB volume".into());
+    let s = setup(host);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    assert!(s.engine.reconcile(1, true).await.is_err());
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(
+        states["data"],
+        (Status::Error, "no space for a 1 GiB volume".into())
+    );
+    assert_eq!(
+        states["web"],
+        (Status::Error, "volume data is not ready".into())
+    );
+    assert_eq!(states["worker"].0, Status::Ok);
+}
+
+#[tokio::test]
+async fn exits_are_restarted_with_backoff_and_a_crash_loop_is_an_error() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.host.calls();
+    for round in 1..=CRASH_LOOP {
+        s.host.set_state(
+            1,
+            "web",
+            RunState::Exited {
+                code: Some(2),
+                signal: None,
+            },
+        );
+        // Restarted at once the first time; later only after the backoff.
+        let mut waited = Duration::ZERO;
+        while let Some(wait) = s.engine.reconcile(1, false).await.unwrap() {
+            waited += wait;
+            tokio::time::sleep(wait).await;
+        }
+        assert!(
+            s.host.calls().contains(&"apply 1/web v1".to_string()),
+            "round {round}"
+        );
+        if round == 1 {
+            assert_eq!(waited, Duration::ZERO);
+        } else {
+            assert!(
+                waited > Duration::ZERO,
+                "round {round} restarted without backoff"
+            );
+        }
+    }
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    let (status, message) = &states["web"];
+    assert_eq!(*status, Status::Error);
+    assert!(message.starts_with("crash loop"), "{message}");
+    assert!(message.contains("exited with status 2"), "{message}");
+    assert!(
+        message.contains("boom"),
+        "the last output is in the message: {message}"
+    );
+    assert_eq!(
+        s.outbox.state().workloads_of(1).unwrap()[1].restarts,
+        CRASH_LOOP
+    );
+}
+
+#[tokio::test]
+async fn restart_policies_never_and_on_failure() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "never"), false);
+    s.chain.put(2, &web(1, 1, "on-failure"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.engine.reconcile(2, true).await.unwrap();
+    s.host.calls();
+    s.host.set_state(
+        1,
+        "web",
+        RunState::Exited {
+            code: Some(0),
+            signal: None,
+        },
+    );
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(s.host.calls(), ["apply 1/data v1"]);
+    assert_eq!(
+        reported(&s.outbox, 1).unwrap().1["web"],
+        (Status::Ok, "exited with status 0".into())
+    );
+    s.host.set_state(
+        1,
+        "web",
+        RunState::Exited {
+            code: None,
+            signal: Some(9),
+        },
+    );
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(
+        reported(&s.outbox, 1).unwrap().1["web"],
+        (Status::Error, "killed by signal 9".into())
+    );
+    // on-failure: a clean exit stays down, a failure is restarted.
+    s.host.set_state(
+        2,
+        "web",
+        RunState::Exited {
+            code: Some(0),
+            signal: None,
+        },
+    );
+    s.engine.reconcile(2, false).await.unwrap();
+    assert!(!s.host.calls().contains(&"apply 2/web v1".to_string()));
+    s.host.set_state(
+        2,
+        "web",
+        RunState::Exited {
+            code: Some(1),
+            signal: None,
+        },
+    );
+    s.engine.reconcile(2, false).await.unwrap();
+    assert!(s.host.calls().contains(&"apply 2/web v1".to_string()));
+}
+
+#[tokio::test]
+async fn a_grace_period_pauses_and_its_end_resumes() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.host.calls();
+    s.chain.put(1, &web(1, 1, "always"), true);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(
+        s.host.calls(),
+        ["apply 1/data v1", "pause 1/web", "pause 1/worker"]
+    );
+    assert_eq!(reported(&s.outbox, 1).unwrap().1["web"].0, Status::Paused);
+    // Paused stays paused, data kept (nothing removed).
+    s.engine.reconcile(1, false).await.unwrap();
+    assert_eq!(s.host.calls(), ["apply 1/data v1"]);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(
+        s.host.calls(),
+        ["apply 1/data v1", "resume 1/web", "resume 1/worker"]
+    );
+    assert_eq!(reported(&s.outbox, 1).unwrap().1["web"].0, Status::Ok);
+}
+
+#[tokio::test]
+async fn unsupported_kinds_are_errors_not_silence() {
+    let s = setup(FakeHost::default());
+    s.chain.put(
+        1,
+        "workloads:\n  - name: net\n    network: { range: 10.1.0.0/16, subnet: 10.1.1.0/24 }\n",
+        false,
+    );
+    // Not retried: nothing would change until the node learns networks.
+    s.engine.reconcile(1, true).await.unwrap();
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(
+        states["net"],
+        (
+            Status::Error,
+            "network workloads are not supported by this node yet".into()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contract_is_never_reconciled_twice_at_once() {
+    let s = setup(FakeHost {
+        apply_delay: Some(Duration::from_millis(20)),
+        ..FakeHost::default()
+    });
+    for id in 1..=3 {
+        s.chain.put(id, &web(1, 1, "always"), false);
+    }
+    let engine = s.engine.clone();
+    let runner = tokio::spawn(engine.run(4));
+    for _ in 0..20 {
+        for id in 1..=3 {
+            s.engine.enqueue(id, true);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    zos_testkit_wait(|| s.engine.pending() == 0 && s.host.names().len() == 9).await;
+    runner.abort();
+    assert!(
+        !s.host.overlap.load(Ordering::SeqCst),
+        "two passes of one contract overlapped"
+    );
+}
+
+async fn zos_testkit_wait(mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reached in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn backoff_grows_jitters_and_caps() {
+    let b = (Duration::from_secs(1), Duration::from_secs(60));
+    for _ in 0..100 {
+        let first = backoff(0, b);
+        assert!(first >= Duration::from_millis(500) && first < Duration::from_millis(1500));
+        let late = backoff(30, b);
+        assert!(late >= Duration::from_secs(30) && late < Duration::from_secs(90));
+    }
+}

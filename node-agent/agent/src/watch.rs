@@ -1,0 +1,110 @@
+//! Desired-state triggers: every finalized block's events that name this node, a full resync of
+//! every contract naming it (at start and every period), and a tick over what runs on the host.
+
+use std::{sync::Arc, time::Duration};
+
+use zos_chain_client::{events, ChainEvent};
+
+use crate::{
+    chain::ChainView,
+    engine::{Chain, Engine, Host},
+    state::State,
+};
+
+/// Where to start following: after the last block processed, or, on a first start, after the
+/// finalized head read before the first resync (so no block falls between the two).
+pub async fn start_block(view: &ChainView, state: &State) -> anyhow::Result<u64> {
+    Ok(match state.last_block()? {
+        Some(n) => n + 1,
+        None => {
+            view.read(|c| async move { c.finalized_number().await })
+                .await?
+                + 1
+        }
+    })
+}
+
+/// Follows finalized blocks from `from`, handing each contract an event names to the engine, and
+/// recording progress.
+pub async fn follow<H: Host, C: Chain>(
+    urls: Vec<String>,
+    view: ChainView,
+    state: Arc<State>,
+    engine: Arc<Engine<H, C>>,
+    from: u64,
+) -> anyhow::Result<()> {
+    tracing::info!(from, "following finalized blocks");
+    let node = *view.node();
+    let mut blocks = events::follow_finalized(urls, from);
+    while let Some(block) = blocks.recv().await {
+        for event in &block.events {
+            if event.node() != Some(&node) {
+                continue;
+            }
+            use ChainEvent as E;
+            match event {
+                E::ContractCreated { contract_id, .. }
+                | E::ContractUpdated { contract_id, .. }
+                | E::ContractCanceled { contract_id, .. }
+                | E::ContractDeleted { contract_id, .. }
+                | E::GracePeriodStarted { contract_id, .. }
+                | E::GracePeriodEnded { contract_id, .. } => {
+                    tracing::info!(block = block.number, ?event, "contract event");
+                    engine.enqueue(*contract_id, true);
+                }
+                E::NodeRemoved { .. } => {
+                    tracing::error!(block = block.number, "this node was removed from the chain")
+                }
+                _ => {}
+            }
+        }
+        state.set_last_block(block.number)?;
+    }
+    anyhow::bail!("the block stream ended")
+}
+
+/// Reads every contract naming this node, and everything on the host, again.
+pub async fn resync<H: Host, C: Chain>(
+    view: &ChainView,
+    engine: &Arc<Engine<H, C>>,
+) -> anyhow::Result<usize> {
+    let ids = view.my_contracts().await?;
+    for id in &ids {
+        engine.enqueue(*id, true);
+    }
+    // Contracts the host has but the chain no longer names are read too, and torn down.
+    let host = engine.enqueue_host().await?;
+    for id in host.difference(&ids.iter().copied().collect()) {
+        engine.enqueue(*id, true);
+    }
+    Ok(ids.len())
+}
+
+/// Resyncs every `period`, forever.
+pub async fn resync_every<H: Host, C: Chain>(
+    view: ChainView,
+    engine: Arc<Engine<H, C>>,
+    period: Duration,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match resync(&view, &engine).await {
+            Ok(n) => tracing::debug!(contracts = n, "resync"),
+            Err(e) => tracing::warn!(error = %e, "resync failed; next period tries again"),
+        }
+    }
+}
+
+/// Looks at everything on the host every `period` (exits, restarts).
+pub async fn host_tick<H: Host, C: Chain>(engine: Arc<Engine<H, C>>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = engine.enqueue_host().await {
+            tracing::warn!(error = %e, "cannot list the host's workloads");
+        }
+    }
+}
