@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Sets up what is missing, builds the chain node, and runs a local grid on the dev chain.
-# For now the grid is the dev chain alone (RPC on ws://127.0.0.1:9944); the node agent and the
-# registry join it as their issues land.
+# Sets up what is missing, builds, and runs a local grid on this machine (as root): a dev chain on
+# ws://127.0.0.1:9944, an OCI registry on 127.0.0.1:5000 with a busybox image, the farm
+# `localgrid`, and one node agent registered under it, ready for a deployment from examples/.
+# Ctrl-C stops it and removes what it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 source scripts/env.sh
 
-cargo build -p zos-chain --locked
-exec "$target_dir/debug/zos-chain" --dev --rpc-port "${ZOS_RPC_PORT:-9944}" "$@"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run-localgrid: the node agent runs containers and mounts volumes: run as root" >&2
+  exit 1
+fi
+cargo build -p zos-chain -p zos-agent -p zos-e2e --bins --locked
+exec "$target_dir/debug/zos-localgrid" "$@"

@@ -4,7 +4,9 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make docker-registry busybox-static; do
+# docker-registry, busybox-static, runc and e2fsprogs: the real registry, image, container runtime
+# (for the bench's baseline) and volume filesystem the agent's tests use.
+for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make docker-registry busybox-static runc e2fsprogs; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

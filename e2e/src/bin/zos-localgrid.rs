@@ -1,0 +1,109 @@
+//! `zos-localgrid`: a local grid on this machine for trying Zero-OS out: a dev chain
+//! (ws://127.0.0.1:9944), an OCI registry (127.0.0.1:5000) holding a busybox image, Alice's farm
+//! `localgrid`, and one node agent registered under it, ready for a deployment from `examples/`
+//! (written with the pushed image's digest). Runs until Ctrl-C, then removes what it made.
+//!
+//! Environment: `ZOS_RPC_PORT` (9944), `ZOS_REGISTRY_PORT` (5000), `ZOS_LOCALGRID_DIR`
+//! (/var/tmp/zos-localgrid, emptied at start).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use zos_e2e::{clean_host, Agent, AgentHome, Grid, UNIT};
+use zos_testkit::{registry::Registry, wait_until, ChainNode};
+
+fn port(var: &str, default: u16) -> Result<u16> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{var}={v:?} is not a port")),
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let rpc_port = port("ZOS_RPC_PORT", 9944)?;
+    let registry_port = port("ZOS_REGISTRY_PORT", 5000)?;
+    let root = PathBuf::from(
+        std::env::var("ZOS_LOCALGRID_DIR").unwrap_or_else(|_| "/var/tmp/zos-localgrid".into()),
+    );
+    let chain_url = format!("ws://127.0.0.1:{rpc_port}");
+    let home = AgentHome::new(&root.join("agent"), &chain_url, "localgrid")?;
+    // Whatever a previous run left (its agent's containers keep running by design).
+    clean_host(&home);
+    let home = AgentHome::new(&root.join("agent"), &chain_url, "localgrid")?;
+
+    eprintln!(
+        "starting the registry on 127.0.0.1:{registry_port} and the dev chain on {chain_url}"
+    );
+    let registry = Registry::start_on(Some(registry_port));
+    let chain = ChainNode::start(
+        "zos-chain --dev",
+        &["--dev", "--tmp", "--rpc-port", &rpc_port.to_string()],
+        None,
+    )
+    .await?;
+    let grid = Grid::assemble("localgrid", registry, chain).await?;
+
+    let mut agent = Agent::start(&home)?;
+    let node = home.account().await?;
+    grid.fund(&node, 1_000 * UNIT).await?;
+    let client = grid.client.clone();
+    let registered = wait_until("the node to register", Duration::from_secs(120), || {
+        let client = client.clone();
+        async move { client.node(&node, None).await.ok().flatten() }
+    })
+    .await?;
+
+    let examples = root.join("examples");
+    std::fs::create_dir_all(&examples)?;
+    let example_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for entry in std::fs::read_dir(&example_dir)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let fixed: String = text
+            .lines()
+            .map(|l| match l.split_once("image: ") {
+                Some((head, image)) if image.contains("/zos/busybox@") => {
+                    format!("{head}image: {}", grid.image)
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(
+            examples.join(path.file_name().context("file name")?),
+            fixed + "\n",
+        )?;
+    }
+
+    println!(
+        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\nCtrl-C stops it all.",
+        grid.registry.addr,
+        grid.image,
+        registered.capacity.cru,
+        registered.capacity.mru >> 20,
+        registered.capacity.sru >> 30,
+        examples.display(),
+        home.root.display(),
+        home.config.display(),
+    );
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                if let Err(e) = agent.process.check_running() {
+                    eprintln!("{e}");
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("stopping: the agent, its containers and volumes, the chain, the registry");
+    drop(agent);
+    clean_host(&home);
+    Ok(())
+}

@@ -1,0 +1,511 @@
+//! The real binaries together, for the end-to-end tests, the deploy bench and `zos-localgrid`:
+//! a dev chain, a loopback OCI registry holding a busybox image, a farm, and node agents.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use zos_chain_client::{
+    api,
+    keys::{NodeKey, UserKey},
+    AccountId32, ChainClient, MultiAddress, Static, Submitter,
+};
+use zos_contracts::{file::DeploymentFile, Deployment};
+use zos_image_store::push::{push_dirs, PushOptions};
+use zos_testkit::{binary, registry::Registry, wait_until, ChainNode, Process};
+
+/// One token.
+pub const UNIT: u128 = 1_000_000_000_000;
+
+/// Commands of busybox linked into the test image.
+const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "echo", "env", "dd", "ls", "date", "true", "false", "wc", "head",
+    "mkdir", "rm", "touch", "grep", "yes",
+];
+
+/// A dev chain, a registry with a busybox image, and a farm of Alice's.
+pub struct Grid {
+    /// The chain node.
+    pub chain: ChainNode,
+    /// The registry.
+    pub registry: Registry,
+    /// A client of the chain.
+    pub client: ChainClient,
+    /// Alice: the farmer, and the funder of nodes.
+    pub alice: Submitter<UserKey>,
+    /// The farm's name.
+    pub farm: String,
+    /// The busybox image, `127.0.0.1:PORT/zos/busybox@sha256:…`.
+    pub image: String,
+}
+
+impl Grid {
+    /// Starts a chain and a registry on free ports, pushes the image and creates the farm.
+    pub async fn start(farm: &str) -> Result<Grid> {
+        Grid::assemble(farm, Registry::start(), ChainNode::dev().await?).await
+    }
+
+    /// Pushes the image to `registry` and creates the farm on `chain`.
+    pub async fn assemble(farm: &str, registry: Registry, chain: ChainNode) -> Result<Grid> {
+        let client = ChainClient::connect(&[chain.ws_url()]).await?;
+        let alice = client.submitter(UserKey::from_uri("//Alice")?);
+        alice
+            .submit(&api::tx().grid().create_farm(farm.as_bytes().to_vec()))
+            .await?;
+        let image = push_busybox(&registry.addr, "zos/busybox").await?;
+        Ok(Grid {
+            chain,
+            registry,
+            client,
+            alice,
+            farm: farm.to_string(),
+            image,
+        })
+    }
+
+    /// Sends `amount` from Alice to `account`.
+    pub async fn fund(&self, account: &AccountId32, amount: u128) -> Result<()> {
+        self.alice
+            .submit(
+                &api::tx()
+                    .balances()
+                    .transfer_keep_alive(MultiAddress::Id(*account), amount),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a contract for `deployment` on `node`, signed by `owner`; returns its id.
+    pub async fn create(
+        &self,
+        owner: &Submitter<UserKey>,
+        node: &AccountId32,
+        deployment: &Deployment,
+    ) -> Result<u64> {
+        let outcome = owner
+            .submit(
+                &api::tx()
+                    .deployments()
+                    .create_contract(*node, Static(deployment.clone())),
+            )
+            .await?;
+        Ok(outcome
+            .events
+            .find_first::<api::deployments::events::ContractCreated>()
+            .context("a ContractCreated event")??
+            .contract_id)
+    }
+
+    /// Replaces a contract's deployment.
+    pub async fn update(
+        &self,
+        owner: &Submitter<UserKey>,
+        id: u64,
+        deployment: &Deployment,
+    ) -> Result<()> {
+        owner
+            .submit(
+                &api::tx()
+                    .deployments()
+                    .update_contract(id, Static(deployment.clone())),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels a contract.
+    pub async fn cancel(&self, owner: &Submitter<UserKey>, id: u64) -> Result<()> {
+        owner
+            .submit(&api::tx().deployments().cancel_contract(id))
+            .await?;
+        Ok(())
+    }
+
+    /// The last states the node reported for contract `id`: name → (status, message), with the
+    /// deployment version they are for.
+    pub async fn states(&self, id: u64) -> Result<Option<(u32, Vec<(String, String, String)>)>> {
+        let Some(report) = self.client.workload_states(id, None).await? else {
+            return Ok(None);
+        };
+        let lines = report
+            .workloads
+            .0
+            .into_iter()
+            .map(|w| {
+                (
+                    String::from_utf8_lossy(&w.name.0).into_owned(),
+                    format!("{:?}", w.status).to_lowercase(),
+                    String::from_utf8_lossy(&w.message.0).into_owned(),
+                )
+            })
+            .collect();
+        Ok(Some((report.version, lines)))
+    }
+
+    /// Waits until the node reported, for deployment `version` of contract `id`, every workload
+    /// in `expected` (name, status) and returns all lines.
+    pub async fn wait_states(
+        &self,
+        id: u64,
+        version: u32,
+        expected: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Vec<(String, String, String)>> {
+        let what = format!("contract {id} v{version} to report {expected:?}");
+        let last = std::sync::Mutex::new(None);
+        let result = wait_until(&what, timeout, || {
+            let fut = self.states(id);
+            let last = &last;
+            async move {
+                let got = fut.await.ok().flatten();
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = got.clone();
+                let (v, lines) = got?;
+                let all = v == version
+                    && expected
+                        .iter()
+                        .all(|(n, s)| lines.iter().any(|(ln, ls, _)| ln == n && ls == s));
+                all.then_some(lines)
+            }
+        })
+        .await;
+        result.with_context(|| format!("last report on chain: {:?}", last.lock().ok()))
+    }
+}
+
+/// Builds a one-layer busybox image and pushes it; returns its pinned reference.
+pub async fn push_busybox(registry: &str, repository: &str) -> Result<String> {
+    push_busybox_with(registry, repository, &[]).await
+}
+
+/// Like [`push_busybox`], with extra files (path in the image, content).
+pub async fn push_busybox_with(
+    registry: &str,
+    repository: &str,
+    files: &[(&str, &str)],
+) -> Result<String> {
+    let dir = busybox_rootfs()?;
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, content)?;
+    }
+    let pushed = push_dirs(
+        &[dir.path().to_path_buf()],
+        &PushOptions::new(registry.to_string(), repository),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("push to {registry}: {e}"))?;
+    Ok(format!("{registry}/{repository}@{}", pushed.digest()))
+}
+
+/// Changes, in an image store at `store`, the stored file whose content is `content`; returns its
+/// path.
+pub fn tamper_store_file(store: &Path, content: &[u8]) -> Result<String> {
+    let mut stack = vec![store.join("content")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)? == content {
+                std::fs::write(&path, b"tampered")?;
+                return Ok(path.display().to_string());
+            }
+        }
+    }
+    bail!(
+        "no stored file holds {:?}",
+        String::from_utf8_lossy(content)
+    )
+}
+
+/// A root filesystem with Debian's static busybox and its applets.
+pub fn busybox_rootfs() -> Result<tempfile::TempDir> {
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        bail!("/bin/busybox is missing: install Debian's busybox-static (scripts/setup.sh does)");
+    }
+    let dir = tempfile::tempdir()?;
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy(busybox, bin.join("busybox"))?;
+    for applet in BUSYBOX_APPLETS {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    for d in ["proc", "dev", "sys", "tmp", "data", "etc"] {
+        std::fs::create_dir_all(dir.path().join(d))?;
+    }
+    Ok(dir)
+}
+
+/// A deployment from its YAML form, secrets sealed to `node` when given.
+pub fn deployment(yaml: &str, node: Option<&AccountId32>) -> Result<Deployment> {
+    let key = node.map(|a| a.0);
+    Ok(DeploymentFile::from_yaml(yaml)?.into_deployment(key.as_ref())?)
+}
+
+/// Serialises the tests of one binary that run agents: container names come from contract ids,
+/// and every test's chain starts its ids at 0.
+pub async fn one_agent_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Where one agent keeps everything; removed (with its mounts) by the test's cleanup.
+pub struct AgentHome {
+    /// The root of it all.
+    pub root: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// `state_dir`.
+    pub state_dir: PathBuf,
+    /// `storage_dir`.
+    pub storage_dir: PathBuf,
+    /// `run_dir`.
+    pub run_dir: PathBuf,
+}
+
+impl AgentHome {
+    /// A configuration under `root` for an agent of `farm` on the chain at `chain_url`, with
+    /// the shortest periods the dev chain accepts.
+    pub fn new(root: &Path, chain_url: &str, farm: &str) -> Result<AgentHome> {
+        let home = AgentHome {
+            root: root.to_path_buf(),
+            config: root.join("agent.toml"),
+            state_dir: root.join("state"),
+            storage_dir: root.join("storage"),
+            run_dir: root.join("run"),
+        };
+        std::fs::create_dir_all(root)?;
+        std::fs::write(
+            &home.config,
+            format!(
+                "chain = [\"{chain_url}\"]\nfarm = \"{farm}\"\nstate_dir = \"{}\"\nstorage_dir = \"{}\"\nrun_dir = \"{}\"\n\n[periods]\nuptime = 60\nconsumption = 30\nresync = 30\nwatch = 1\n",
+                home.state_dir.display(),
+                home.storage_dir.display(),
+                home.run_dir.display()
+            ),
+        )?;
+        Ok(home)
+    }
+
+    /// Makes the agent offer `cru` vCPUs whatever the machine has (room for more one-vCPU
+    /// contracts than this 2-core machine has cores).
+    pub fn offer_cpus(&self, cru: u64) -> Result<()> {
+        let text = std::fs::read_to_string(&self.config)?;
+        std::fs::write(&self.config, format!("{text}\n[capacity]\ncru = {cru}\n"))?;
+        Ok(())
+    }
+
+    /// The node's account, once the agent made its key.
+    pub async fn account(&self) -> Result<AccountId32> {
+        let path = self.state_dir.join("node.key");
+        wait_until("the agent to make its key", Duration::from_secs(60), || {
+            let p = path.clone();
+            async move { p.exists().then_some(()) }
+        })
+        .await?;
+        Ok(NodeKey::load_or_create(&path)?.account())
+    }
+}
+
+/// A running `zos-agent`.
+pub struct Agent {
+    /// The process (killed with its group when dropped; containers live on in their own).
+    pub process: Process,
+}
+
+impl Agent {
+    /// Starts `zos-agent run` with `home`'s configuration.
+    pub fn start(home: &AgentHome) -> Result<Agent> {
+        let mut cmd = Command::new(binary("zos-agent", "ZOS_AGENT_BIN")?);
+        cmd.arg("run").arg("--config").arg(&home.config).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,zos_agent=debug".into()),
+        );
+        Ok(Agent {
+            process: Process::spawn("zos-agent", cmd)?,
+        })
+    }
+
+    /// `zos-agent status` on `home`, as JSON.
+    pub fn status(home: &AgentHome) -> Result<serde_json::Value> {
+        let out = Command::new(binary("zos-agent", "ZOS_AGENT_BIN")?)
+            .args(["status", "--json", "--config"])
+            .arg(&home.config)
+            .output()?;
+        if !out.status.success() {
+            bail!("zos-agent status: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // The test harness shows this only for a failing test.
+        eprintln!(
+            "---- zos-agent's last lines ----\n{}\n----",
+            self.process.tail()
+        );
+    }
+}
+
+/// The host as a container sees it: `zos-<contract>-<name>`.
+pub fn container_id(contract: u64, name: &str) -> String {
+    format!("zos-{contract}-{name}")
+}
+
+/// The processes in a container's cgroup (empty when it does not run).
+pub fn container_pids(contract: u64, name: &str) -> Vec<i32> {
+    let path = format!(
+        "/sys/fs/cgroup/pids/zos/{}/cgroup.procs",
+        container_id(contract, name)
+    );
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A container's main process: the one whose parent is outside the container.
+pub fn container_main_pid(contract: u64, name: &str) -> Option<i32> {
+    let pids = container_pids(contract, name);
+    pids.iter().copied().find(|pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid: i32 = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        !pids.contains(&ppid)
+    })
+}
+
+/// An environment variable of a process.
+pub fn process_env(pid: i32, key: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// A file as a container's process sees it.
+pub fn read_in_container(pid: i32, path: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/root{path}")).ok()
+}
+
+/// What is left on the host of contract `contract`: processes, cgroups, mounts, files under
+/// the agent's directories. Empty when it was all removed.
+pub fn leftovers(contract: u64, home: &AgentHome) -> Vec<String> {
+    let tag = format!("zos-{contract}-");
+    let mut found = Vec::new();
+    if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+        for c in controllers.flatten() {
+            if let Ok(entries) = std::fs::read_dir(c.path().join("zos")) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&tag) {
+                        found.push(format!("cgroup {}", e.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mounts.lines() {
+        if line.contains(&tag) {
+            found.push(format!("mount {line}"));
+        }
+    }
+    for dir in [&home.storage_dir, &home.run_dir] {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = e.path();
+                if name.contains(&tag) {
+                    found.push(format!("file {}", path.display()));
+                } else if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                    && !path.starts_with(home.storage_dir.join("images/content"))
+                {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Removes an agent's containers, mounts and files after a test, whatever state it left.
+pub fn clean_host(home: &AgentHome) {
+    // The containers this agent made: every `zos-…` name under its run directory.
+    let mut ids = std::collections::BTreeSet::new();
+    let mut stack = vec![home.run_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("zos-") {
+                ids.insert(name);
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    for id in &ids {
+        let freezer = format!("/sys/fs/cgroup/freezer/zos/{id}/freezer.state");
+        let _ = std::fs::write(freezer, "THAWED");
+        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/zos/{id}/cgroup.procs"))
+            .unwrap_or_default();
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    for id in &ids {
+        for _ in 0..50 {
+            let mut left = false;
+            if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+                for c in controllers.flatten() {
+                    let dir = c.path().join("zos").join(id);
+                    if dir.exists() && std::fs::remove_dir(&dir).is_err() {
+                        left = true;
+                    }
+                }
+            }
+            if !left {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Mounts under the home, deepest first.
+    let root = home.root.to_string_lossy().into_owned();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir_all(&home.root);
+}
