@@ -2,6 +2,10 @@
 # Sets up what is missing, then builds the workspace once and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test: the node agent's tests run containers and mount volumes: run as root" >&2
+  exit 1
+fi
 ./scripts/setup.sh
 source scripts/env.sh
 
