@@ -72,6 +72,7 @@ fn runc(rounds: usize) -> Result<Vec<Duration>> {
         labels: Default::default(),
     };
     write_bundle(&spec, bundle.path()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let log = tempfile::NamedTempFile::new()?;
     let mut times = Vec::new();
     for i in 0..rounds {
         let id = format!("zos-bench-runc-{i}");
@@ -80,14 +81,15 @@ fn runc(rounds: usize) -> Result<Vec<Duration>> {
             .args(["run", "--detach", "--bundle"])
             .arg(bundle.path())
             .arg(&id)
+            // Not pipes: the detached container keeps its stdio open.
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output()
+            .stderr(log.reopen()?)
+            .status()
             .context("runc (Debian package runc)")?;
         let took = started.elapsed();
-        if !out.status.success() {
-            bail!("runc run: {}", String::from_utf8_lossy(&out.stderr));
+        if !out.success() {
+            bail!("runc run: {}", std::fs::read_to_string(log.path())?);
         }
         times.push(took);
         let _ = Command::new("runc")
@@ -111,6 +113,7 @@ async fn main() -> Result<()> {
 
 async fn run(grid: &Grid, home: &AgentHome) -> Result<()> {
     let mut agent = Agent::start(home)?;
+    agent.show_log_on_drop = false;
     let node = home.account().await?;
     grid.fund(&node, 1_000 * UNIT).await?;
     let client = grid.client.clone();
@@ -121,6 +124,8 @@ async fn run(grid: &Grid, home: &AgentHome) -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = rss_kib(agent.process.pid())?;
+    // The baseline while everything else is idle.
+    let runc_times = runc(DEPLOYS)?;
 
     let owner = grid.client.submitter(UserKey::from_uri("//Bob")?);
     let d = deployment(&sleeper(&grid.image), None)?;
@@ -165,7 +170,6 @@ async fn run(grid: &Grid, home: &AgentHome) -> Result<()> {
     let loaded = rss_kib(agent.process.pid())?;
     agent.process.check_running()?;
 
-    let runc_times = runc(DEPLOYS)?;
     println!();
     report("contract finalized -> container running", times);
     report("runc run -d (same busybox bundle)", runc_times);

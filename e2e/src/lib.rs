@@ -319,6 +319,8 @@ impl AgentHome {
 pub struct Agent {
     /// The process (killed with its group when dropped; containers live on in their own).
     pub process: Process,
+    /// Print its last lines when dropped (the test harness shows them only for a failing test).
+    pub show_log_on_drop: bool,
 }
 
 impl Agent {
@@ -331,6 +333,7 @@ impl Agent {
         );
         Ok(Agent {
             process: Process::spawn("zos-agent", cmd)?,
+            show_log_on_drop: true,
         })
     }
 
@@ -349,6 +352,9 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        if !self.show_log_on_drop {
+            return;
+        }
         // The test harness shows this only for a failing test.
         eprintln!(
             "---- zos-agent's last lines ----\n{}\n----",
@@ -506,6 +512,19 @@ pub fn clean_host(home: &AgentHome) {
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in mounts {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    // Loop devices of its volumes.
+    if let Ok(devices) = std::fs::read_dir("/sys/block") {
+        for d in devices.flatten() {
+            let backing =
+                std::fs::read_to_string(d.path().join("loop/backing_file")).unwrap_or_default();
+            if backing.starts_with(&root) {
+                let _ = Command::new("losetup")
+                    .arg("-d")
+                    .arg(Path::new("/dev").join(d.file_name()))
+                    .status();
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&home.root);
 }
