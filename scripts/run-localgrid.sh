@@ -12,5 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run-localgrid: the node agent runs containers and mounts volumes: run as root" >&2
   exit 1
 fi
-cargo build -p zos-chain -p zos-agent -p zos-e2e --bins --locked
+# One package per build: each reuses the artifacts of its own earlier builds (building them
+# together would unify features differently and rebuild much of polkadot-sdk).
+cargo build -p zos-chain --locked
+cargo build -p zos-agent --locked
+cargo build -p zos-e2e --bin zos-localgrid --locked
 exec "$target_dir/debug/zos-localgrid" "$@"

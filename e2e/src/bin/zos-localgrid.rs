@@ -47,6 +47,7 @@ async fn main() -> Result<()> {
     let grid = Grid::assemble("localgrid", registry, chain).await?;
 
     let mut agent = Agent::start(&home)?;
+    agent.show_log_on_drop = false;
     let node = home.account().await?;
     grid.fund(&node, 1_000 * UNIT).await?;
     let client = grid.client.clone();
