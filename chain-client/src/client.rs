@@ -393,3 +393,92 @@ impl ChainClient {
             .map_err(subxt_err)
     }
 }
+
+/// Reads for listings (`zosctl`).
+impl ChainClient {
+    /// The ids of the contracts `owner` pays for.
+    pub async fn contracts_of_owner(
+        &self,
+        owner: &AccountId32,
+        at: Option<u64>,
+    ) -> Result<Vec<u64>, ChainError> {
+        let at = self.at(at).await?;
+        let mut entries = at
+            .storage()
+            .iter(api::storage().deployments().contracts_by_owner(), (*owner,))
+            .await
+            .map_err(subxt_err)?;
+        let mut ids = Vec::new();
+        while let Some(kv) = entries.next().await {
+            let kv = kv.map_err(subxt_err)?;
+            let (_owner, id) = kv.key().map_err(subxt_err)?.decode().map_err(subxt_err)?;
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The accounts of the registered nodes, of one farm or of all.
+    pub async fn node_accounts(
+        &self,
+        farm: Option<u32>,
+        at: Option<u64>,
+    ) -> Result<Vec<AccountId32>, ChainError> {
+        let at = self.at(at).await?;
+        let mut accounts = Vec::new();
+        match farm {
+            Some(farm) => {
+                let mut entries = at
+                    .storage()
+                    .iter(api::storage().grid().farm_nodes(), (farm,))
+                    .await
+                    .map_err(subxt_err)?;
+                while let Some(kv) = entries.next().await {
+                    let kv = kv.map_err(subxt_err)?;
+                    let (_farm, node) = kv.key().map_err(subxt_err)?.decode().map_err(subxt_err)?;
+                    accounts.push(node);
+                }
+            }
+            None => {
+                let mut entries = at
+                    .storage()
+                    .iter(api::storage().grid().nodes(), ())
+                    .await
+                    .map_err(subxt_err)?;
+                while let Some(kv) = entries.next().await {
+                    let kv = kv.map_err(subxt_err)?;
+                    let (node,) = kv.key().map_err(subxt_err)?.decode().map_err(subxt_err)?;
+                    accounts.push(node);
+                }
+            }
+        }
+        accounts.sort();
+        Ok(accounts)
+    }
+
+    /// Chain time (unix seconds) of a node's last accepted uptime report; `None` before its first
+    /// one or for an unknown node.
+    pub async fn node_last_report(
+        &self,
+        account: &AccountId32,
+        at: Option<u64>,
+    ) -> Result<Option<u64>, ChainError> {
+        let at = self.at(at).await?;
+        Ok(at
+            .storage()
+            .try_fetch(api::storage().grid().nodes(), (*account,))
+            .await
+            .map_err(subxt_err)?
+            .map(|v| v.decode().map_err(subxt_err))
+            .transpose()?
+            .and_then(|n| n.last_report))
+    }
+
+    /// Seconds of silence after which the chain counts a node as down (`Grid::OfflineAfter`).
+    pub async fn offline_after(&self) -> Result<u64, ChainError> {
+        let at = self.at(None).await?;
+        at.constants()
+            .entry(api::constants().grid().offline_after())
+            .map_err(subxt_err)
+    }
+}

@@ -8,6 +8,8 @@
 //!   and submits transactions through a [`Submitter`] per key that owns the key's nonce.
 //! - [`events`]: every finalized block from a given number on, decoded into [`ChainEvent`]s, once
 //!   each and in order, across disconnects and node restarts.
+//! - [`multisig`]: groups with `pallet-multisig`: the group account, open proposals with their
+//!   calls decoded, and proposing, approving and withdrawing.
 
 pub mod api;
 mod client;
@@ -15,6 +17,7 @@ mod config;
 mod error;
 pub mod events;
 pub mod keys;
+pub mod multisig;
 mod submit;
 
 pub use client::{ChainClient, Contract, ContractState, Farm, Node};

@@ -11,9 +11,7 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use zos_chain_client::keys::UserKey;
-use zos_e2e::{
-    busybox_rootfs, clean_host, container_pids, deployment, Agent, AgentHome, Grid, UNIT,
-};
+use zos_e2e::{busybox_rootfs, clean_host, container_pids, deployment, AgentHome, Grid};
 use zos_host::{
     container::{write_bundle, ContainerSpec},
     WorkloadId,
@@ -112,16 +110,8 @@ async fn main() -> Result<()> {
 }
 
 async fn run(grid: &Grid, home: &AgentHome) -> Result<()> {
-    let mut agent = Agent::start(home)?;
+    let (mut agent, node) = grid.start_node(home).await?;
     agent.show_log_on_drop = false;
-    let node = home.account().await?;
-    grid.fund(&node, 1_000 * UNIT).await?;
-    let client = grid.client.clone();
-    wait_until("the node to register", Duration::from_secs(120), || {
-        let client = client.clone();
-        async move { client.node(&node, None).await.ok().flatten() }
-    })
-    .await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = rss_kib(agent.process.pid())?;
     // The baseline while everything else is idle.

@@ -78,6 +78,21 @@ impl Grid {
         Ok(())
     }
 
+    /// Starts an agent on `home`, funds its node account (1,000 UNIT from Alice) and waits until
+    /// the node is registered; returns the agent and the node's account.
+    pub async fn start_node(&self, home: &AgentHome) -> Result<(Agent, AccountId32)> {
+        let agent = Agent::start(home)?;
+        let node = home.account().await?;
+        self.fund(&node, 1_000 * UNIT).await?;
+        let client = self.client.clone();
+        wait_until("the node to register", Duration::from_secs(120), || {
+            let client = client.clone();
+            async move { client.node(&node, None).await.ok().flatten() }
+        })
+        .await?;
+        Ok((agent, node))
+    }
+
     /// Creates a contract for `deployment` on `node`, signed by `owner`; returns its id.
     pub async fn create(
         &self,

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 use zos_chain_client::keys::UserKey;
 use zos_e2e::{
     clean_host, container_main_pid, deployment, leftovers, process_env, read_in_container, Agent,
-    AgentHome, Grid, UNIT,
+    AgentHome, Grid,
 };
 use zos_testkit::wait_until;
 
@@ -29,23 +29,6 @@ fn home(dir: &tempfile::TempDir, grid: &Grid) -> Result<Cleanup> {
         &grid.chain.ws_url(),
         &grid.farm,
     )?))
-}
-
-/// Starts the agent, funds its node account and waits for its registration.
-async fn start_node(
-    grid: &Grid,
-    home: &AgentHome,
-) -> Result<(Agent, zos_chain_client::AccountId32)> {
-    let agent = Agent::start(home)?;
-    let node = home.account().await?;
-    grid.fund(&node, 1_000 * UNIT).await?;
-    let client = grid.client.clone();
-    wait_until("the node to register", Duration::from_secs(90), || {
-        let client = client.clone();
-        async move { client.node(&node, None).await.ok().flatten() }
-    })
-    .await?;
-    Ok((agent, node))
 }
 
 fn app(version: u32, app_version: u32, image: &str, greeting: &str) -> String {
@@ -101,7 +84,7 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
     let dir = tempfile::tempdir()?;
     let cleanup = home(&dir, &grid)?;
     let home = &cleanup.0;
-    let (mut agent, node) = start_node(&grid, home).await?;
+    let (mut agent, node) = grid.start_node(home).await?;
 
     // Registered with this machine's capacity.
     let registered = grid.client.node(&node, None).await?.context("registered")?;
@@ -190,7 +173,7 @@ async fn the_agent_converges_after_a_crash_and_after_losing_its_state() -> Resul
     let dir = tempfile::tempdir()?;
     let cleanup = home(&dir, &grid)?;
     let home = &cleanup.0;
-    let (mut agent, node) = start_node(&grid, home).await?;
+    let (mut agent, node) = grid.start_node(home).await?;
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
 
     // kill -9 in the middle of a deploy.
@@ -244,7 +227,7 @@ async fn bad_images_are_errors_on_chain_and_nothing_else_is_touched() -> Result<
     let cleanup = home(&dir, &grid)?;
     let home = &cleanup.0;
     home.offer_cpus(16)?;
-    let (mut agent, node) = start_node(&grid, home).await?;
+    let (mut agent, node) = grid.start_node(home).await?;
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
     let sleeper = |name: &str, image: &str| {
         format!(

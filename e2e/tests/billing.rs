@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use zos_chain_client::{api, keys::UserKey};
-use zos_e2e::{
-    clean_host, container_main_pid, deployment, leftovers, Agent, AgentHome, Grid, UNIT,
-};
+use zos_e2e::{clean_host, container_main_pid, deployment, leftovers, AgentHome, Grid, UNIT};
 use zos_testkit::{registry::Registry, wait_until, ChainNode};
 
 struct Cleanup(AgentHome);
@@ -62,15 +60,7 @@ async fn the_owner_pays_the_farmer_and_running_out_pauses_then_removes() -> Resu
         &grid.farm,
     )?);
     let home = &cleanup.0;
-    let mut agent = Agent::start(home)?;
-    let node = home.account().await?;
-    grid.fund(&node, 100 * UNIT).await?;
-    let client = grid.client.clone();
-    wait_until("the node to register", Duration::from_secs(90), || {
-        let client = client.clone();
-        async move { client.node(&node, None).await.ok().flatten() }
-    })
-    .await?;
+    let (mut agent, node) = grid.start_node(home).await?;
 
     // An owner with about 30 s of funds.
     let owner_key = UserKey::from_uri("//BillingOwner")?;

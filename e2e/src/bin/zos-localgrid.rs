@@ -9,8 +9,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
-use zos_e2e::{clean_host, Agent, AgentHome, Grid, UNIT};
-use zos_testkit::{registry::Registry, wait_until, ChainNode};
+use zos_e2e::{clean_host, AgentHome, Grid};
+use zos_testkit::{registry::Registry, ChainNode};
 
 fn port(var: &str, default: u16) -> Result<u16> {
     match std::env::var(var) {
@@ -46,16 +46,9 @@ async fn main() -> Result<()> {
     .await?;
     let grid = Grid::assemble("localgrid", registry, chain).await?;
 
-    let mut agent = Agent::start(&home)?;
+    let (mut agent, node) = grid.start_node(&home).await?;
     agent.show_log_on_drop = false;
-    let node = home.account().await?;
-    grid.fund(&node, 1_000 * UNIT).await?;
-    let client = grid.client.clone();
-    let registered = wait_until("the node to register", Duration::from_secs(120), || {
-        let client = client.clone();
-        async move { client.node(&node, None).await.ok().flatten() }
-    })
-    .await?;
+    let registered = grid.client.node(&node, None).await?.context("registered")?;
 
     let examples = root.join("examples");
     std::fs::create_dir_all(&examples)?;
