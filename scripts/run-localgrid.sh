@@ -16,5 +16,6 @@ fi
 # together would unify features differently and rebuild much of polkadot-sdk).
 cargo build -p zos-chain --locked
 cargo build -p zos-agent --locked
+cargo build -p zosctl --locked
 cargo build -p zos-e2e --bin zos-localgrid --locked
 exec "$target_dir/debug/zos-localgrid" "$@"

@@ -17,7 +17,7 @@ step "build (one dev profile for the node, the tests and the benches)"
 cargo build --workspace --all-targets --locked
 
 step "tests"
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 
 step "zos-contracts builds for wasm32-unknown-unknown without std"
 cargo build -p zos-contracts --no-default-features --target wasm32-unknown-unknown --locked

@@ -72,8 +72,9 @@ async fn main() -> Result<()> {
         )?;
     }
 
+    let zosctl = std::env::current_exe()?.with_file_name("zosctl");
     println!(
-        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\nCtrl-C stops it all.",
+        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\ndeploy an example:\n  {} --key //Bob apply -f {}/container-with-volume.yaml --node {node}\n\nCtrl-C stops it all.",
         grid.registry.addr,
         grid.image,
         registered.capacity.cru,
@@ -82,6 +83,8 @@ async fn main() -> Result<()> {
         examples.display(),
         home.root.display(),
         home.config.display(),
+        zosctl.display(),
+        examples.display(),
     );
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-const REFRESH: &str = "ZOS_BLESS_METADATA=1 cargo test -p zos-runtime --test metadata";
+/// With the workspace's features: `zos-chain` builds the runtime with `runtime-benchmarks`, which
+/// adds the benchmark runtime API to the metadata the node serves.
+const REFRESH: &str = "ZOS_BLESS_METADATA=1 cargo test --workspace --test metadata";
 
 /// The metadata version clients are generated from.
 const VERSION: u32 = 15;
