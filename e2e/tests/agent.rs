@@ -314,6 +314,37 @@ async fn bad_images_are_errors_on_chain_and_nothing_else_is_touched() -> Result<
         "a tampered image never launches"
     );
 
+    // A container that keeps failing is restarted with backoff, then reported as a crash loop
+    // with its exit status and last output; it is not hidden.
+    let crashy = grid
+        .create(
+            &bob,
+            &node,
+            &deployment(
+                &format!(
+                    "workloads:\n  - name: crashy\n    container:\n      image: {}\n      entrypoint: [/bin/sh, -c, 'echo boom; exit 3']\n      cpu: 100m\n      memory: 16MiB\n",
+                    grid.image
+                ),
+                None,
+            )?,
+        )
+        .await?;
+    let lines = grid
+        .wait_states(crashy, 1, &[("crashy", "error")], DEPLOY)
+        .await?;
+    ensure!(
+        lines[0].2.contains("crash loop")
+            && lines[0].2.contains("exited with status 3")
+            && lines[0].2.contains("boom"),
+        "the crash loop is reported with its exit status and output: {lines:?}"
+    );
+    let restarts = Agent::status(home)?["workloads"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["name"] == "crashy"))
+        .and_then(|w| w["restarts"].as_u64())
+        .context("crashy in zos-agent status")?;
+    ensure!(restarts >= 3, "restarted {restarts} times");
+
     // Everything else carries on.
     ensure!(container_main_pid(other, "web") == Some(other_pid));
     ensure!(grid
