@@ -78,6 +78,16 @@ impl Grid {
         Ok(())
     }
 
+    /// An agent home under `dir` for this grid's chain and farm, removed from the host (containers,
+    /// mounts, loop devices, files) when the test ends, passed or failed.
+    pub fn test_home(&self, dir: &Path) -> Result<TestHome> {
+        Ok(TestHome(AgentHome::new(
+            &dir.join("agent"),
+            &self.chain.ws_url(),
+            &self.farm,
+        )?))
+    }
+
     /// Starts an agent on `home`, funds its node account (1,000 UNIT from Alice) and waits until
     /// the node is registered; returns the agent and the node's account.
     pub async fn start_node(&self, home: &AgentHome) -> Result<(Agent, AccountId32)> {
@@ -188,6 +198,38 @@ impl Grid {
         .await;
         result.with_context(|| format!("last report on chain: {:?}", last.lock().ok()))
     }
+}
+
+/// A node registered on chain by its own (fresh) key under the existing farm `farm_name`, funded
+/// with 10 UNIT by Alice: for tests that need a node but no agent.
+pub async fn register_node(
+    client: &ChainClient,
+    farm_name: &str,
+    capacity: zos_contracts::Capacity,
+) -> Result<NodeKey> {
+    let alice = client.submitter(UserKey::from_uri("//Alice")?);
+    let farm = client
+        .farm_by_name(farm_name, None)
+        .await?
+        .with_context(|| format!("farm {farm_name:?} exists"))?;
+    let node = NodeKey::generate();
+    alice
+        .submit(
+            &api::tx()
+                .balances()
+                .transfer_keep_alive(MultiAddress::Id(node.account()), 10 * UNIT),
+        )
+        .await?;
+    client
+        .submitter(node.clone())
+        .submit(&api::tx().grid().register_node(
+            farm,
+            Static(capacity),
+            [9; 32],
+            b"127.0.0.1:51820".to_vec(),
+        ))
+        .await?;
+    Ok(node)
 }
 
 /// Builds a one-layer busybox image and pushes it; returns its pinned reference.
@@ -328,6 +370,37 @@ impl AgentHome {
         .await?;
         Ok(NodeKey::load_or_create(&path)?.account())
     }
+}
+
+/// An [`AgentHome`] that [`clean_host`]s when dropped.
+pub struct TestHome(pub AgentHome);
+
+impl std::ops::Deref for TestHome {
+    type Target = AgentHome;
+
+    fn deref(&self) -> &AgentHome {
+        &self.0
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        clean_host(&self.0);
+    }
+}
+
+/// Waits until nothing of contract `contract` is left on the host (see [`leftovers`]).
+pub async fn wait_gone(contract: u64, home: &AgentHome, timeout: Duration) -> Result<()> {
+    wait_until(
+        &format!("everything of contract {contract} to leave the host"),
+        timeout,
+        || {
+            let left = leftovers(contract, home);
+            async move { left.is_empty().then_some(()) }
+        },
+    )
+    .await
+    .with_context(|| format!("left: {:?}", leftovers(contract, home)))
 }
 
 /// A running `zos-agent`.

@@ -7,29 +7,12 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use zos_chain_client::keys::UserKey;
 use zos_e2e::{
-    clean_host, container_main_pid, deployment, leftovers, process_env, read_in_container, Agent,
-    AgentHome, Grid,
+    container_main_pid, deployment, leftovers, process_env, read_in_container, wait_gone, Agent,
+    Grid,
 };
 use zos_testkit::wait_until;
 
 const DEPLOY: Duration = Duration::from_secs(120);
-
-/// Removes what an agent left on the host when the test ends, passed or failed.
-struct Cleanup(AgentHome);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        clean_host(&self.0);
-    }
-}
-
-fn home(dir: &tempfile::TempDir, grid: &Grid) -> Result<Cleanup> {
-    Ok(Cleanup(AgentHome::new(
-        &dir.path().join("agent"),
-        &grid.chain.ws_url(),
-        &grid.farm,
-    )?))
-}
 
 fn app(version: u32, app_version: u32, image: &str, greeting: &str) -> String {
     format!(
@@ -82,8 +65,7 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
     let _one = zos_e2e::one_agent_at_a_time().await;
     let grid = Grid::start("e2e-lifecycle").await?;
     let dir = tempfile::tempdir()?;
-    let cleanup = home(&dir, &grid)?;
-    let home = &cleanup.0;
+    let home = &grid.test_home(dir.path())?;
     let (mut agent, node) = grid.start_node(home).await?;
 
     // Registered with this machine's capacity.
@@ -156,12 +138,7 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
 
     // Canceled: nothing of it is left on the host.
     grid.cancel(&bob, id).await?;
-    wait_until("everything of the contract to go", DEPLOY, || {
-        let left = leftovers(id, home);
-        async move { left.is_empty().then_some(()) }
-    })
-    .await
-    .with_context(|| format!("left: {:?}", leftovers(id, home)))?;
+    wait_gone(id, home, DEPLOY).await?;
     agent.process.check_running()?;
     Ok(())
 }
@@ -171,8 +148,7 @@ async fn the_agent_converges_after_a_crash_and_after_losing_its_state() -> Resul
     let _one = zos_e2e::one_agent_at_a_time().await;
     let grid = Grid::start("e2e-crash").await?;
     let dir = tempfile::tempdir()?;
-    let cleanup = home(&dir, &grid)?;
-    let home = &cleanup.0;
+    let home = &grid.test_home(dir.path())?;
     let (mut agent, node) = grid.start_node(home).await?;
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
 
@@ -224,8 +200,7 @@ async fn bad_images_are_errors_on_chain_and_nothing_else_is_touched() -> Result<
     let _one = zos_e2e::one_agent_at_a_time().await;
     let grid = Grid::start("e2e-bad").await?;
     let dir = tempfile::tempdir()?;
-    let cleanup = home(&dir, &grid)?;
-    let home = &cleanup.0;
+    let home = &grid.test_home(dir.path())?;
     home.offer_cpus(16)?;
     let (mut agent, node) = grid.start_node(home).await?;
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
@@ -289,11 +264,7 @@ async fn bad_images_are_errors_on_chain_and_nothing_else_is_touched() -> Result<
     grid.wait_states(first, 1, &[("motd", "ok")], DEPLOY)
         .await?;
     grid.cancel(&bob, first).await?;
-    wait_until("the first user of the image to go", DEPLOY, || {
-        let left = leftovers(first, home);
-        async move { left.is_empty().then_some(()) }
-    })
-    .await?;
+    wait_gone(first, home, DEPLOY).await?;
     let tampered = zos_e2e::tamper_store_file(&home.storage_dir.join("images"), b"welcome")?;
     let second = grid
         .create(

@@ -9,16 +9,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use zos_chain_client::{api, keys::UserKey};
-use zos_e2e::{clean_host, container_main_pid, deployment, leftovers, AgentHome, Grid, UNIT};
+use zos_e2e::{container_main_pid, deployment, wait_gone, Grid, UNIT};
 use zos_testkit::{registry::Registry, wait_until, ChainNode};
-
-struct Cleanup(AgentHome);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        clean_host(&self.0);
-    }
-}
 
 /// `twox128(":<name>:")`: where a `parameter_types!` storage parameter lives.
 fn parameter_key(name: &str) -> Vec<u8> {
@@ -54,12 +46,7 @@ async fn the_owner_pays_the_farmer_and_running_out_pauses_then_removes() -> Resu
         .await?;
 
     let dir = tempfile::tempdir()?;
-    let cleanup = Cleanup(AgentHome::new(
-        &dir.path().join("agent"),
-        &grid.chain.ws_url(),
-        &grid.farm,
-    )?);
-    let home = &cleanup.0;
+    let home = &grid.test_home(dir.path())?;
     let (mut agent, node) = grid.start_node(home).await?;
 
     // An owner with about 30 s of funds.
@@ -149,12 +136,7 @@ async fn the_owner_pays_the_farmer_and_running_out_pauses_then_removes() -> Resu
         },
     )
     .await?;
-    wait_until("the node to remove it", Duration::from_secs(60), || {
-        let left = leftovers(id, home);
-        async move { left.is_empty().then_some(()) }
-    })
-    .await
-    .with_context(|| format!("left: {:?}", leftovers(id, home)))?;
+    wait_gone(id, home, Duration::from_secs(60)).await?;
     agent.process.check_running()?;
     Ok(())
 }

@@ -7,19 +7,10 @@ use std::{path::Path, process::Output, time::Duration};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use zos_chain_client::AccountId32;
-use zos_e2e::{clean_host, container_main_pid, leftovers, process_env, AgentHome, Grid, UNIT};
+use zos_e2e::{container_main_pid, process_env, wait_gone, Grid, UNIT};
 use zos_testkit::{binary, wait_until};
 
 const DEPLOY: Duration = Duration::from_secs(120);
-
-/// Removes what the agent left on the host when the test ends, passed or failed.
-struct Cleanup(AgentHome);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        clean_host(&self.0);
-    }
-}
 
 /// `zosctl ARGS` with its own home, against the grid's chain.
 async fn zosctl(home: &Path, grid: &Grid, args: &[&str]) -> Result<Output> {
@@ -58,12 +49,7 @@ async fn a_group_deploys_and_deletes_only_when_two_of_three_approve() -> Result<
     let _one = zos_e2e::one_agent_at_a_time().await;
     let grid = Grid::start("e2e-group").await?;
     let dir = tempfile::tempdir()?;
-    let cleanup = Cleanup(AgentHome::new(
-        &dir.path().join("agent"),
-        &grid.chain.ws_url(),
-        &grid.farm,
-    )?);
-    let home = &cleanup.0;
+    let home = &grid.test_home(dir.path())?;
     let (mut agent, node) = grid.start_node(home).await?;
     let ctl = dir.path().join("zosctl");
 
@@ -237,12 +223,7 @@ workloads:
         "{deleted}"
     );
     ensure!(grid.client.contract(id, None).await?.is_none());
-    wait_until("everything of the contract to go", DEPLOY, || {
-        let left = leftovers(id, home);
-        async move { left.is_empty().then_some(()) }
-    })
-    .await
-    .with_context(|| format!("left: {:?}", leftovers(id, home)))?;
+    wait_gone(id, home, DEPLOY).await?;
     ensure!(zosctl_json(&ctl, &grid, &["group", "pending", "team"]).await? == Value::Array(vec![]));
     agent.process.check_running()?;
     Ok(())

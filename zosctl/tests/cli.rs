@@ -8,15 +8,13 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use zos_chain_client::{
-    api,
     keys::{NodeKey, UserKey},
     multisig::Group,
-    AccountId32, ChainClient, MultiAddress, Static,
+    AccountId32, ChainClient,
 };
 use zos_contracts::Capacity;
 use zos_testkit::ChainNode;
 
-const UNIT: u128 = 1_000_000_000_000;
 const IMAGE: &str =
     "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
 
@@ -64,38 +62,6 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<String> {
     let path = dir.join(name);
     std::fs::write(&path, text)?;
     Ok(path.to_string_lossy().into_owned())
-}
-
-/// A node registered (by its own key) under farm `farm_name` of Alice's, funded by Alice.
-async fn register_node(client: &ChainClient, farm_name: &str) -> Result<NodeKey> {
-    let alice = client.submitter(UserKey::from_uri("//Alice")?);
-    let farm = client
-        .farm_by_name(farm_name, None)
-        .await?
-        .context("the farm exists")?;
-    let node = NodeKey::generate();
-    alice
-        .submit(
-            &api::tx()
-                .balances()
-                .transfer_keep_alive(MultiAddress::Id(node.account()), 10 * UNIT),
-        )
-        .await?;
-    client
-        .submitter(node.clone())
-        .submit(&api::tx().grid().register_node(
-            farm,
-            Static(Capacity {
-                cru: 8,
-                mru: 16 << 30,
-                sru: 100 << 30,
-                hru: 0,
-            }),
-            [9; 32],
-            b"127.0.0.1:51820".to_vec(),
-        ))
-        .await?;
-    Ok(node)
 }
 
 #[test]
@@ -338,7 +304,15 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .assert()
         .code(4)
         .stderr(predicate::str::contains("Grid::"));
-    let node = register_node(&client, "farm-a").await?.account();
+    let capacity = Capacity {
+        cru: 8,
+        mru: 16 << 30,
+        sru: 100 << 30,
+        hru: 0,
+    };
+    let node = zos_e2e::register_node(&client, "farm-a", capacity)
+        .await?
+        .account();
     let nodes = json(&home, &url, &["node", "list", "--farm", "farm-a"])?;
     assert_eq!(nodes[0]["account"], node.to_string());
     assert_eq!(nodes[0]["status"], "up");

@@ -12,15 +12,9 @@ use zos_agent::{
     },
     state::State,
 };
-use zos_chain_client::{
-    api,
-    keys::{NodeKey, UserKey},
-    ChainClient, MultiAddress, Static,
-};
+use zos_chain_client::{api, keys::UserKey, ChainClient, Static};
 use zos_contracts::{file::DeploymentFile, Capacity};
 use zos_testkit::{wait_until, ChainNode};
-
-const UNIT: u128 = 1_000_000_000_000;
 
 fn usage(cpu_ms: u64) -> Usage {
     Usage {
@@ -58,30 +52,13 @@ async fn consumption_lands_once_across_a_crash_and_a_chain_outage() -> Result<()
     alice
         .submit(&api::tx().grid().create_farm(b"outbox".to_vec()))
         .await?;
-    let farm = client.farm_by_name("outbox", None).await?.context("farm")?;
-    let node = NodeKey::generate();
-    alice
-        .submit(
-            &api::tx()
-                .balances()
-                .transfer_keep_alive(MultiAddress::Id(node.account()), 10 * UNIT),
-        )
-        .await?;
     let capacity = Capacity {
         cru: 4,
         mru: 8 << 30,
         sru: 100 << 30,
         hru: 0,
     };
-    client
-        .submitter(node.clone())
-        .submit(&api::tx().grid().register_node(
-            farm,
-            Static(capacity),
-            [7; 32],
-            b"127.0.0.1:51820".to_vec(),
-        ))
-        .await?;
+    let node = zos_e2e::register_node(&client, "outbox", capacity).await?;
     let deployment = DeploymentFile::from_yaml(
         "workloads:\n  - name: web\n    container:\n      image: 127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79\n      entrypoint: [/web]\n      cpu: 1\n      memory: 64MiB\n",
     )?
