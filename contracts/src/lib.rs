@@ -16,6 +16,7 @@ mod decode;
 mod hash;
 pub mod limits;
 mod model;
+mod update;
 mod validate;
 
 #[cfg(feature = "std")]
@@ -29,4 +30,5 @@ pub use bounded_collections::{BoundedVec, ConstU32};
 pub use decode::DecodeError;
 pub use hash::{hash_encoded, DEPLOYMENT_HASH_DOMAIN};
 pub use model::*;
+pub use update::{check_update, UpdateError, UpdateRule};
 pub use validate::{validate, Field, ValidationError, ValidationErrorKind};

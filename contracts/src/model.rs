@@ -338,8 +338,8 @@ impl core::fmt::Display for Ipv4Cidr {
 )]
 #[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
 pub struct Capacity {
-    /// Logical CPUs.
-    pub cru: u64,
+    /// CPU, in thousandths of a logical CPU (a 4-core node offers 4000).
+    pub cpu_millis: u64,
     /// Memory, bytes.
     pub mru: u64,
     /// SSD storage, bytes.
@@ -352,7 +352,7 @@ impl Capacity {
     /// The sum, or `None` on overflow.
     pub fn checked_add(&self, other: &Capacity) -> Option<Capacity> {
         Some(Capacity {
-            cru: self.cru.checked_add(other.cru)?,
+            cpu_millis: self.cpu_millis.checked_add(other.cpu_millis)?,
             mru: self.mru.checked_add(other.mru)?,
             sru: self.sru.checked_add(other.sru)?,
             hru: self.hru.checked_add(other.hru)?,
@@ -362,17 +362,27 @@ impl Capacity {
     /// The difference, or `None` when `other` is larger in any unit.
     pub fn checked_sub(&self, other: &Capacity) -> Option<Capacity> {
         Some(Capacity {
-            cru: self.cru.checked_sub(other.cru)?,
+            cpu_millis: self.cpu_millis.checked_sub(other.cpu_millis)?,
             mru: self.mru.checked_sub(other.mru)?,
             sru: self.sru.checked_sub(other.sru)?,
             hru: self.hru.checked_sub(other.hru)?,
         })
     }
 
+    /// The sum, saturating at the largest value in each unit.
+    pub fn saturating_add(&self, other: &Capacity) -> Capacity {
+        Capacity {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            mru: self.mru.saturating_add(other.mru),
+            sru: self.sru.saturating_add(other.sru),
+            hru: self.hru.saturating_add(other.hru),
+        }
+    }
+
     /// The difference, zero where `other` is larger.
     pub fn saturating_sub(&self, other: &Capacity) -> Capacity {
         Capacity {
-            cru: self.cru.saturating_sub(other.cru),
+            cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
             mru: self.mru.saturating_sub(other.mru),
             sru: self.sru.saturating_sub(other.sru),
             hru: self.hru.saturating_sub(other.hru),
@@ -381,7 +391,7 @@ impl Capacity {
 
     /// Whether every unit of `other` fits in this capacity.
     pub fn fits(&self, other: &Capacity) -> bool {
-        other.cru <= self.cru
+        other.cpu_millis <= self.cpu_millis
             && other.mru <= self.mru
             && other.sru <= self.sru
             && other.hru <= self.hru
@@ -393,32 +403,52 @@ impl Capacity {
     }
 }
 
-impl Deployment {
-    /// The capacity this deployment reserves on its node.
+impl Workload {
+    /// The capacity this workload reserves on its node.
     ///
-    /// CPU: the containers' limits summed and rounded up to whole vCPUs, plus the VMs' vCPUs.
-    /// Memory: containers' and VMs' memory. SSD: volumes and disks. Saturates instead of
-    /// overflowing; validation keeps real deployments far from that.
+    /// CPU in thousandths of a vCPU, as containers state it (a VM's vCPUs count 1000 each);
+    /// memory of containers and VMs; SSD for volumes and disks; networks reserve nothing.
     pub fn capacity(&self) -> Capacity {
-        let mut cpu_millis: u64 = 0;
-        let mut cap = Capacity::default();
-        for w in self.workloads.iter() {
-            match &w.spec {
-                WorkloadSpec::Container(c) => {
-                    cpu_millis = cpu_millis.saturating_add(u64::from(c.cpu_millis));
-                    cap.mru = cap.mru.saturating_add(c.memory);
-                }
-                WorkloadSpec::VirtualMachine(vm) => {
-                    cap.cru = cap.cru.saturating_add(u64::from(vm.vcpus));
-                    cap.mru = cap.mru.saturating_add(vm.memory);
-                }
-                WorkloadSpec::Volume(v) => cap.sru = cap.sru.saturating_add(v.size),
-                WorkloadSpec::Disk(d) => cap.sru = cap.sru.saturating_add(d.size),
-                WorkloadSpec::Network(_) => {}
-            }
+        match &self.spec {
+            WorkloadSpec::Container(c) => Capacity {
+                cpu_millis: u64::from(c.cpu_millis),
+                mru: c.memory,
+                ..Capacity::default()
+            },
+            WorkloadSpec::VirtualMachine(vm) => Capacity {
+                cpu_millis: u64::from(vm.vcpus).saturating_mul(1000),
+                mru: vm.memory,
+                ..Capacity::default()
+            },
+            WorkloadSpec::Volume(v) => Capacity {
+                sru: v.size,
+                ..Capacity::default()
+            },
+            WorkloadSpec::Disk(d) => Capacity {
+                sru: d.size,
+                ..Capacity::default()
+            },
+            WorkloadSpec::Network(_) => Capacity::default(),
         }
-        cap.cru = cap.cru.saturating_add(cpu_millis.div_ceil(1000));
-        cap
+    }
+
+    /// The size of a volume or disk, which an update may grow but never shrink.
+    pub fn storage_size(&self) -> Option<u64> {
+        match &self.spec {
+            WorkloadSpec::Volume(v) => Some(v.size),
+            WorkloadSpec::Disk(d) => Some(d.size),
+            _ => None,
+        }
+    }
+}
+
+impl Deployment {
+    /// The capacity this deployment reserves on its node: the sum of its workloads'. Saturates
+    /// instead of overflowing; validation keeps real deployments far from that.
+    pub fn capacity(&self) -> Capacity {
+        self.workloads.iter().fold(Capacity::default(), |sum, w| {
+            sum.saturating_add(&w.capacity())
+        })
     }
 
     /// The workload with this name.

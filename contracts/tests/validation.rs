@@ -51,9 +51,27 @@ fn a_sound_deployment_passes() {
     validate(&d).unwrap();
     let cap = d.capacity();
     assert_eq!(
-        (cap.cru, cap.mru, cap.sru, cap.hru),
-        (1, 64 << 20, 2 << 30, 0)
+        (cap.cpu_millis, cap.mru, cap.sru, cap.hru),
+        (1000, 64 << 20, 2 << 30, 0)
     );
+}
+
+#[test]
+fn cpu_is_reserved_in_the_thousandths_the_deployment_states() {
+    // Two small containers reserve 600 thousandths, not two whole vCPUs.
+    let d = zos_contracts::file::DeploymentFile::from_yaml(
+        "version: 1
+workloads:
+  - name: a
+    container: { image: 127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79, cpu: 0.5, memory: 16MiB }
+  - name: b
+    container: { image: 127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79, cpu: 100m, memory: 16MiB }",
+    )
+    .unwrap()
+    .into_deployment(None)
+    .unwrap();
+    assert_eq!(d.capacity().cpu_millis, 600);
+    assert_eq!(d.workloads[1].capacity().cpu_millis, 100);
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Benchmarks of the deployments pallet, each at its worst case: the largest deployment the
-//! chain accepts, full reports, full billing buckets.
+//! chain accepts, full reports, every billed contract paying for consumption.
 
 use super::*;
 use alloc::{vec, vec::Vec};
 use frame_support::{
-    traits::{fungible::Mutate, Get, Hooks},
+    traits::{fungible::Mutate, Get},
     BoundedVec,
 };
 use polkadot_sdk::{
@@ -95,7 +95,7 @@ fn largest_deployment(version: u32) -> Deployment {
 
 fn node_capacity() -> Capacity {
     Capacity {
-        cru: 1 << 20,
+        cpu_millis: 1 << 30,
         mru: 1 << 50,
         sru: 1 << 50,
         hru: 0,
@@ -126,27 +126,33 @@ fn new_contract<T: Config>(owner: &T::AccountId, node: &T::AccountId) -> Contrac
     id
 }
 
-/// `n` contracts on `node`, ids `stride`, `2 * stride`, ...: copies of one created the usual way
-/// (and canceled), each with a funded owner of its own. What billing and reports read and write
-/// is the same as for created contracts, without validating `n` large deployments.
-fn copies<T: Config>(node: &T::AccountId, n: u32, stride: u64) -> Vec<ContractId> {
+/// `n` contracts on `node`, ids 1 to `n`, due for billing at `due`: copies of one created the
+/// usual way (and canceled), each with a funded owner of its own. What billing and reports read
+/// and write is the same as for created contracts, without validating `n` large deployments.
+fn copies<T: Config>(node: &T::AccountId, n: u32, due: u64) -> Vec<ContractId> {
     let template_owner: T::AccountId = account("owner", u32::MAX, 0);
     let template = new_contract::<T>(&template_owner, node);
     let contract = Contracts::<T>::get(template).expect("just created; qed");
+    let deployment = ContractDeployment::<T>::get(template).expect("just created; qed");
+    let usage = Usage::<T>::get(template);
     Pallet::<T>::cancel_contract(RawOrigin::Signed(template_owner).into(), template)
         .expect("the owner cancels its own contract; qed");
-    (0..n)
+    (1..=n)
         .map(|i| {
             let owner: T::AccountId = account("owner", i, 0);
             fund::<T>(&owner);
-            let id = (u64::from(i) + 1) * stride;
+            let id = u64::from(i);
             Contracts::<T>::insert(
                 id,
                 Contract {
                     owner: owner.clone(),
+                    next_bill: due,
                     ..contract.clone()
                 },
             );
+            ContractDeployment::<T>::insert(id, deployment.clone());
+            Usage::<T>::insert(id, usage.clone());
+            BillingQueue::<T>::insert(due, id, ());
             ContractsByNode::<T>::insert(node, id, ());
             ContractsByOwner::<T>::insert(&owner, id, ());
             id
@@ -206,13 +212,14 @@ mod benchmarks {
     fn report_workloads() {
         let (node, _) = setup::<T>();
         let id = new_contract::<T>(&account("owner", 0, 0), &node);
+        // Every workload unsupported: the deployment is read to take their capacity off the bill.
         let reports: Vec<WorkloadReport> = largest_deployment(1)
             .workloads
             .iter()
             .map(|w| WorkloadReport {
                 name: w.name.clone(),
                 version: 1,
-                status: WorkloadStatus::Error,
+                status: WorkloadStatus::Unsupported,
                 message: text(&[b'e'; MAX_REPORT_MESSAGE_LEN as usize]),
             })
             .collect();
@@ -231,11 +238,13 @@ mod benchmarks {
             net_rx: 1 << 20,
             net_tx: 1 << 20,
         };
-        let reports: Vec<_> = copies::<T>(&node, n, 1)
+        let reports: Vec<_> = copies::<T>(&node, n, 1_700_000_000 + T::BillingPeriod::get())
             .into_iter()
             .map(|id| (id, used))
             .collect();
         let reports: BoundedVec<_, _> = reports.try_into().expect("n is within the bound; qed");
+        // An hour on: the reservation allows what is reported.
+        T::BenchmarkHelper::set_time(1_700_000_000 + 3600);
         #[extrinsic_call]
         _(RawOrigin::Signed(node), reports);
         assert_eq!(Usage::<T>::get(1).total, used);
@@ -255,17 +264,24 @@ mod benchmarks {
         Ok(())
     }
 
-    /// Billing of one full bucket, every contract due and paying.
+    /// Billing in one block: `b` contracts due, each paying for its reservation and
+    /// consumption, at the end of `s` seconds of the queue walked.
     #[benchmark]
-    fn bill_bucket(n: Linear<0, { T::MaxContractsPerBucket::get() }>) {
+    fn bill_due(
+        b: Linear<0, { T::MaxBillsPerBlock::get() }>,
+        s: Linear<1, { T::MaxBillingSecondsPerBlock::get() }>,
+    ) {
         let (node, _) = setup::<T>();
         Prices::<T>::put(Pricing {
             cru_per_hour: 1_000,
             mru_gib_per_hour: 1_000,
+            cpu_hour: 1_000,
+            network_gib: 1_000,
             ..Default::default()
         });
-        let buckets = u64::from(T::BillingBuckets::get().max(1));
-        let ids = copies::<T>(&node, n, buckets);
+        let start = 1_700_000_000 + T::BillingPeriod::get();
+        let due = start + u64::from(s) - 1;
+        let ids = copies::<T>(&node, b, due);
         let unbilled = Consumption {
             cpu_ms: 1,
             memory_peak: 1,
@@ -273,34 +289,21 @@ mod benchmarks {
             net_tx: 1,
         };
         for id in &ids {
-            Usage::<T>::insert(
-                id,
-                UsageRecord {
-                    unbilled,
-                    ..Default::default()
-                },
-            );
+            Usage::<T>::mutate(id, |u| u.unbilled = unbilled);
         }
-        BillingBucket::<T>::insert(
-            0,
-            BoundedVec::try_from(ids.clone()).expect("n is within the bound; qed"),
-        );
-        T::BenchmarkHelper::set_time(1_700_000_000 + T::BillingPeriod::get());
-        let block: BlockNumberFor<T> = (buckets as u32).into();
+        BillingCursor::<T>::put(start);
+        T::BenchmarkHelper::set_time(due);
         #[block]
         {
-            Pallet::<T>::on_initialize(block);
+            Pallet::<T>::bill_due(due);
         }
         for id in ids {
-            assert_eq!(
-                Contracts::<T>::get(id).map(|c| c.last_billed),
-                Some(1_700_000_000 + T::BillingPeriod::get())
-            );
+            assert_eq!(Contracts::<T>::get(id).map(|c| c.last_billed), Some(due));
         }
+        assert_eq!(BillingCursor::<T>::get(), Some(due + 1));
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }
 
 use frame_support::traits::{ConstU32, EnsureOrigin};
-use frame_system::pallet_prelude::BlockNumberFor;

@@ -1,24 +1,45 @@
-//! What a contract costs. Pure arithmetic in `u128`; the pallet converts to its balance type.
+//! What a contract costs, and when it is billed. Pure arithmetic in `u128`; the pallet converts
+//! to its balance type.
 //!
 //! A contract pays for what it reserves, per hour and pro rata to the second, plus what it
 //! consumed. Amounts round down: a contract is never charged for a fraction of the smallest unit.
+//! Not billed: the seconds its node was down (said so, or silent past the grid's `OfflineAfter`;
+//! see `pallet_grid::Node::downtime`), and the capacity of workloads the node reported it cannot
+//! run (`WorkloadStatus::Unsupported`).
+//!
+//! When: every contract has a place in the billing queue, the chain second of its next bill
+//! (`Contract::next_bill`). Each block walks the queue from where the last one stopped up to the
+//! block's time, billing at most `MaxBillsPerBlock` contracts over at most
+//! `MaxBillingSecondsPerBlock` seconds, and puts each billed contract back a billing period later
+//! (sooner in its grace period). The work of a block is bounded whatever the number of live
+//! contracts, and no bucket or count is stored that a runtime upgrade could leave stale. When
+//! more contracts fall due than the blocks bill, bills come later than their period, and each
+//! covers the longer time: nothing is lost, only delayed.
 
 use crate::types::{Consumption, Pricing};
 use zos_contracts::Capacity;
 
 const GIB: u128 = 1 << 30;
 const HOUR: u128 = 3600;
+const MILLI: u128 = 1000;
 
-/// The cost of reserving `capacity` for `seconds`.
+/// Seconds of a contract's reservation it may be reported for at its creation, so that the edges
+/// of a node's sampling (a process started in the contract's first second) are not refused.
+pub const ALLOWANCE_HEADROOM_SECS: u64 = 5;
+
+/// The cost of reserving `capacity` for `seconds`. CPU is priced per vCPU and reserved in
+/// thousandths of one, so a 0.1-vCPU container pays a tenth of the vCPU price.
 pub fn reservation_cost(prices: &Pricing, capacity: &Capacity, seconds: u64) -> u128 {
-    // Per hour, in units of 1/GiB of the currency's smallest unit, to keep precision.
-    let per_hour_scaled = u128::from(capacity.cru)
-        .saturating_mul(prices.cru_per_hour)
-        .saturating_mul(GIB)
-        .saturating_add(u128::from(capacity.mru).saturating_mul(prices.mru_gib_per_hour))
+    // Per hour, in units of 1/(1000 GiB) of the currency's smallest unit, to keep precision.
+    let bytes = u128::from(capacity.mru)
+        .saturating_mul(prices.mru_gib_per_hour)
         .saturating_add(u128::from(capacity.sru).saturating_mul(prices.sru_gib_per_hour))
         .saturating_add(u128::from(capacity.hru).saturating_mul(prices.hru_gib_per_hour));
-    per_hour_scaled.saturating_mul(u128::from(seconds)) / (HOUR * GIB)
+    let per_hour_scaled = u128::from(capacity.cpu_millis)
+        .saturating_mul(prices.cru_per_hour)
+        .saturating_mul(GIB)
+        .saturating_add(bytes.saturating_mul(MILLI));
+    per_hour_scaled.saturating_mul(u128::from(seconds)) / (HOUR * GIB * MILLI)
 }
 
 /// The cost of what was consumed.
@@ -46,7 +67,7 @@ mod tests {
     #[test]
     fn reservation_is_pro_rata_to_the_second() {
         let cap = Capacity {
-            cru: 2,
+            cpu_millis: 2000,
             mru: 4 << 30,
             sru: 100 << 30,
             hru: 0,
@@ -61,6 +82,12 @@ mod tests {
             ..Capacity::default()
         };
         assert_eq!(reservation_cost(&prices(), &half, 3600), 250);
+        // A tenth of a vCPU pays a tenth of the vCPU price.
+        let tenth = Capacity {
+            cpu_millis: 100,
+            ..Capacity::default()
+        };
+        assert_eq!(reservation_cost(&prices(), &tenth, 3600), 100);
     }
 
     #[test]
@@ -78,7 +105,7 @@ mod tests {
     #[test]
     fn huge_values_saturate_instead_of_overflowing() {
         let cap = Capacity {
-            cru: u64::MAX,
+            cpu_millis: u64::MAX,
             mru: u64::MAX,
             sru: u64::MAX,
             hru: u64::MAX,

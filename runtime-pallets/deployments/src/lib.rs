@@ -50,51 +50,79 @@ pub mod pallet {
     use frame_support::{
         pallet_prelude::*,
         traits::{
-            fungible::{Inspect, Mutate},
-            tokens::{Fortitude, Preservation},
+            fungible::{Inspect, Mutate, MutateHold},
+            tokens::{Fortitude, Precision, Preservation, Restriction},
             UnixTime,
         },
     };
     use frame_system::pallet_prelude::*;
     use pallet_grid::{NodeRegistry, NodeStatus};
-    use sp_runtime::SaturatedConversion;
+    use sp_runtime::{traits::Zero, SaturatedConversion, Saturating};
 
     #[pallet::pallet]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
     pub trait Config: polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>> {
-        /// The currency contracts are paid in.
-        type Currency: Mutate<Self::AccountId>;
+        /// The currency contracts are paid in; deposits and reserves are held in it.
+        type Currency: Mutate<Self::AccountId>
+            + MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+        /// The runtime's hold reasons, of which this pallet's [`HoldReason`] is a part.
+        type RuntimeHoldReason: From<HoldReason>;
         /// The registered nodes.
         type Nodes: NodeRegistry<Self::AccountId>;
         /// Sets prices.
         type AdminOrigin: EnsureOrigin<Self::RuntimeOrigin>;
         /// Chain time.
         type UnixTime: UnixTime;
-        /// Seconds between two bills of one contract.
+        /// Seconds between two bills of one contract (at least: see [`billing`]).
         #[pallet::constant]
         type BillingPeriod: Get<u64>;
         /// Seconds a contract stays in its grace period before it is deleted.
         #[pallet::constant]
         type GracePeriod: Get<u64>;
-        /// Billing buckets: block `n` bills bucket `n % BillingBuckets`.
+        /// Most contracts billed in one block; the rest wait for the next.
         #[pallet::constant]
-        type BillingBuckets: Get<u32>;
-        /// Contracts in one bucket; the chain holds at most `BillingBuckets` times this.
+        type MaxBillsPerBlock: Get<u32>;
+        /// Most seconds of the billing queue one block walks, so that a chain that stood still
+        /// catches up over several blocks.
         #[pallet::constant]
-        type MaxContractsPerBucket: Get<u32>;
+        type MaxBillingSecondsPerBlock: Get<u32>;
+        /// Most live contracts one owner may have.
+        #[pallet::constant]
+        type MaxContractsPerOwner: Get<u32>;
+        /// Most live contracts one node may carry.
+        #[pallet::constant]
+        type MaxContractsPerNode: Get<u32>;
+        /// Held per contract for the records every contract has, whatever its size.
+        #[pallet::constant]
+        type DepositBase: Get<BalanceOf<Self>>;
+        /// Held per byte of the deployment and of the workload states the node may report.
+        #[pallet::constant]
+        type DepositPerByte: Get<BalanceOf<Self>>;
         /// Fewest seconds between two accepted reports of one kind for one contract.
         #[pallet::constant]
         type MinReportInterval: Get<u64>;
         /// Contracts in one consumption report.
         #[pallet::constant]
         type MaxReportContracts: Get<u32>;
+        /// Most traffic (received and sent) a contract may be reported for, bytes per second.
+        #[pallet::constant]
+        type MaxNetworkBytesPerSecond: Get<u64>;
         /// Weights of this pallet's calls and of billing.
         type WeightInfo: WeightInfo;
         /// Hooks for benchmarks.
         #[cfg(feature = "runtime-benchmarks")]
         type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+    }
+
+    /// Why this pallet holds an owner's funds.
+    #[pallet::composite_enum]
+    pub enum HoldReason {
+        /// Pays for the bytes a contract keeps in storage; returned when it ends.
+        StorageDeposit,
+        /// A contract's first billing period, held from its creation to its end.
+        BillingReserve,
     }
 
     /// The next contract id.
@@ -106,6 +134,11 @@ pub mod pallet {
     pub type Contracts<T: Config> =
         StorageMap<_, Twox64Concat, ContractId, Contract<T::AccountId, BalanceOf<T>>>;
 
+    /// Each contract's deployment, SCALE-encoded as validated.
+    #[pallet::storage]
+    pub type ContractDeployment<T: Config> =
+        StorageMap<_, Twox64Concat, ContractId, EncodedDeployment>;
+
     /// The contracts naming each node.
     #[pallet::storage]
     pub type ContractsByNode<T: Config> =
@@ -116,6 +149,16 @@ pub mod pallet {
     pub type ContractsByOwner<T: Config> =
         StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, ContractId, ()>;
 
+    /// How many live contracts each owner has.
+    #[pallet::storage]
+    pub type OwnerContractCount<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+    /// How many live contracts each node carries.
+    #[pallet::storage]
+    pub type NodeContractCount<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
     /// Capacity reserved on each node by its contracts.
     #[pallet::storage]
     pub type Reserved<T: Config> =
@@ -125,19 +168,19 @@ pub mod pallet {
     #[pallet::storage]
     pub type WorkloadStates<T: Config> = StorageMap<_, Twox64Concat, ContractId, StateReport>;
 
-    /// Consumption of each contract: reported but not yet billed, and in total.
+    /// Consumption of each contract: reported but not yet billed, in total, and what may still be
+    /// reported.
     #[pallet::storage]
     pub type Usage<T: Config> = StorageMap<_, Twox64Concat, ContractId, UsageRecord, ValueQuery>;
 
-    /// The contracts billed in each bucket.
+    /// The billing queue: the contracts to bill at each chain second (unix seconds).
     #[pallet::storage]
-    pub type BillingBucket<T: Config> = StorageMap<
-        _,
-        Twox64Concat,
-        u32,
-        BoundedVec<ContractId, T::MaxContractsPerBucket>,
-        ValueQuery,
-    >;
+    pub type BillingQueue<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, u64, Twox64Concat, ContractId, ()>;
+
+    /// The first second of the billing queue not yet walked.
+    #[pallet::storage]
+    pub type BillingCursor<T> = StorageValue<_, u64>;
 
     /// Prices, set by the admin origin.
     #[pallet::storage]
@@ -223,6 +266,12 @@ pub mod pallet {
             owner: T::AccountId,
             cause: DeletionCause,
         },
+        /// A contract ended owing more than its owner had, free and held: the rest is forgiven.
+        DebtForgiven {
+            contract_id: ContractId,
+            owner: T::AccountId,
+            amount: BalanceOf<T>,
+        },
         /// Prices changed.
         PricingSet { pricing: Pricing },
     }
@@ -237,7 +286,8 @@ pub mod pallet {
         NodeDown,
         /// The node lacks the free capacity this deployment reserves.
         InsufficientCapacity,
-        /// The owner cannot pay for one billing period of this deployment.
+        /// The owner cannot hold the storage deposit and the first billing period of this
+        /// deployment.
         InsufficientBalance,
         /// No contract has this id.
         ContractNotFound,
@@ -245,35 +295,55 @@ pub mod pallet {
         NotOwner,
         /// An update must carry a higher deployment version.
         VersionNotGrowing,
+        /// The update changes a workload in a way its node would not apply; the refusal names
+        /// the rule and the workload's position in the new deployment.
+        UpdateRefused(UpdateRefusal),
         /// Only the node the contract names may report on it.
         NotContractNode,
         /// This contract was reported on too recently.
         ReportTooEarly,
         /// The report is about a deployment version the contract never had.
         UnknownVersion,
+        /// The report is about an older deployment version than the last accepted one.
+        StaleReport,
+        /// The report says nothing the chain does not know: no workloads or contracts, or the
+        /// same states as the last report.
+        EmptyReport,
         /// The report names a workload twice.
         DuplicateWorkloadReport,
         /// The consumption report names a contract twice.
         DuplicateContractReport,
-        /// The chain holds as many contracts as its billing buckets allow.
-        TooManyContracts,
+        /// More CPU time than the contract reserved over its life.
+        CpuOverReservation,
+        /// A memory peak above what the contract reserved.
+        MemoryOverReservation,
+        /// More traffic than the chain's bound per second over the contract's life.
+        NetworkOverBound,
+        /// The owner has as many live contracts as it may.
+        TooManyOwnerContracts,
+        /// The node carries as many live contracts as it may.
+        TooManyNodeContracts,
         /// No more contract ids.
         ContractIdOverflow,
     }
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
-        fn on_initialize(n: BlockNumberFor<T>) -> Weight {
-            let buckets = T::BillingBuckets::get().max(1);
-            let bucket = (n.saturated_into::<u64>() % u64::from(buckets)) as u32;
-            let billed = Self::bill_bucket(bucket, T::UnixTime::now().as_secs());
-            T::WeightInfo::bill_bucket(billed)
+        fn on_initialize(_n: BlockNumberFor<T>) -> Weight {
+            let (bills, seconds) = Self::bill_due(T::UnixTime::now().as_secs());
+            T::WeightInfo::bill_due(bills, seconds)
+        }
+
+        #[cfg(feature = "try-runtime")]
+        fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+            Self::do_try_state()
         }
     }
 
     #[pallet::call]
     impl<T: Config> Pallet<T> {
-        /// Creates a contract for `deployment` on `node`, owned by the caller.
+        /// Creates a contract for `deployment` on `node`, owned by the caller. Holds the storage
+        /// deposit and the first billing period from the caller.
         #[pallet::call_index(0)]
         #[pallet::weight(T::WeightInfo::create_contract())]
         pub fn create_contract(
@@ -293,14 +363,21 @@ pub mod pallet {
                 info.capacity.fits(&reserved),
                 Error::<T>::InsufficientCapacity
             );
-            let first_period =
-                billing::reservation_cost(&Prices::<T>::get(), &capacity, T::BillingPeriod::get());
-            let spendable =
-                T::Currency::reducible_balance(&owner, Preservation::Preserve, Fortitude::Polite);
+            let owner_count = OwnerContractCount::<T>::get(&owner);
             ensure!(
-                spendable.saturated_into::<u128>() >= first_period,
-                Error::<T>::InsufficientBalance
+                owner_count < T::MaxContractsPerOwner::get(),
+                Error::<T>::TooManyOwnerContracts
             );
+            let node_count = NodeContractCount::<T>::get(&node);
+            ensure!(
+                node_count < T::MaxContractsPerNode::get(),
+                Error::<T>::TooManyNodeContracts
+            );
+
+            let deposit = Self::deposit_for(&deployment, encoded.len());
+            let reserve = Self::reserve_for(&capacity);
+            Self::hold(HoldReason::StorageDeposit, &owner, deposit)?;
+            Self::hold(HoldReason::BillingReserve, &owner, reserve)?;
 
             let contract_id = NextContractId::<T>::get();
             NextContractId::<T>::put(
@@ -308,30 +385,48 @@ pub mod pallet {
                     .checked_add(1)
                     .ok_or(Error::<T>::ContractIdOverflow)?,
             );
-            let bucket = Self::bucket_of(contract_id);
-            BillingBucket::<T>::try_mutate(bucket, |b| b.try_push(contract_id))
-                .map_err(|_| Error::<T>::TooManyContracts)?;
-
             let now = T::UnixTime::now().as_secs();
+            let next_bill = now.saturating_add(T::BillingPeriod::get().max(1));
+            BillingQueue::<T>::insert(next_bill, contract_id, ());
+            // The queue is walked from here on; nothing is queued before it.
+            if !BillingCursor::<T>::exists() {
+                BillingCursor::<T>::put(now);
+            }
             let hash = zos_contracts::hash_encoded(&encoded);
+            ContractDeployment::<T>::insert(contract_id, encoded);
             Contracts::<T>::insert(
                 contract_id,
                 Contract {
                     owner: owner.clone(),
                     node: node.clone(),
                     version: deployment.version,
-                    deployment: encoded,
                     hash,
                     capacity,
+                    unsupported: Capacity::default(),
                     state: ContractState::Active,
                     created_at: now,
                     last_billed: now,
-                    unpaid: Default::default(),
+                    downtime_mark: info.downtime,
+                    next_bill,
+                    unpaid: Zero::zero(),
+                    deposit,
+                    reserve,
+                },
+            );
+            Usage::<T>::insert(
+                contract_id,
+                UsageRecord {
+                    memory_allowance: capacity.mru,
+                    // A few seconds of headroom for the edges of the node's sampling.
+                    allowance_at: now.saturating_sub(billing::ALLOWANCE_HEADROOM_SECS),
+                    ..Default::default()
                 },
             );
             Reserved::<T>::insert(&node, reserved);
             ContractsByNode::<T>::insert(&node, contract_id, ());
             ContractsByOwner::<T>::insert(&owner, contract_id, ());
+            OwnerContractCount::<T>::insert(&owner, owner_count.saturating_add(1));
+            NodeContractCount::<T>::insert(&node, node_count.saturating_add(1));
             Self::deposit_event(Event::ContractCreated {
                 contract_id,
                 node,
@@ -342,7 +437,9 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Replaces a contract's deployment with a higher version. Owner only.
+        /// Replaces a contract's deployment with a higher version. Owner only. Every workload
+        /// that changed must raise its own version, and no volume or disk may shrink (see
+        /// [`zos_contracts::check_update`]); the deposit and the reserve follow the new size.
         #[pallet::call_index(1)]
         #[pallet::weight(T::WeightInfo::update_contract())]
         pub fn update_contract(
@@ -359,6 +456,13 @@ pub mod pallet {
                 Error::<T>::VersionNotGrowing
             );
             let encoded = Self::check(&deployment)?;
+            let old = Self::stored_deployment(contract_id);
+            zos_contracts::check_update(&old, &deployment).map_err(|e| {
+                Error::<T>::UpdateRefused(UpdateRefusal {
+                    rule: e.rule,
+                    workload: e.index,
+                })
+            })?;
             let info = T::Nodes::node(&contract.node).ok_or(Error::<T>::UnknownNode)?;
 
             let capacity = deployment.capacity();
@@ -371,16 +475,38 @@ pub mod pallet {
                 info.capacity.fits(&reserved) || contract.capacity.fits(&capacity),
                 Error::<T>::InsufficientCapacity
             );
+
+            let deposit = Self::deposit_for(&deployment, encoded.len());
+            let reserve = Self::reserve_for(&capacity);
+            Self::rehold(
+                HoldReason::StorageDeposit,
+                &who,
+                &mut contract.deposit,
+                deposit,
+            )?;
+            Self::rehold(
+                HoldReason::BillingReserve,
+                &who,
+                &mut contract.reserve,
+                reserve,
+            )?;
+
+            let now = T::UnixTime::now().as_secs();
             // What the old deployment ran up to now is owed at its own size, and paid at the
-            // next bill.
-            contract.unpaid = Self::due(contract_id, &mut contract, T::UnixTime::now().as_secs())
-                .saturated_into();
+            // next bill; what may be reported so far is counted at its size too.
+            contract.unpaid = Self::due(contract_id, &mut contract, now).saturated_into();
+            Usage::<T>::mutate(contract_id, |u| {
+                Self::grow_allowance(u, &contract.capacity, now);
+                u.memory_allowance = u.memory_allowance.max(capacity.mru);
+            });
 
             let hash = zos_contracts::hash_encoded(&encoded);
-            contract.deployment = encoded;
+            ContractDeployment::<T>::insert(contract_id, encoded);
             contract.version = deployment.version;
             contract.hash = hash;
             contract.capacity = capacity;
+            // The node tells again what it cannot run of the new version.
+            contract.unsupported = Capacity::default();
             Reserved::<T>::insert(&contract.node, reserved);
             let node = contract.node.clone();
             Contracts::<T>::insert(contract_id, contract);
@@ -394,8 +520,9 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Cancels a contract: it is billed up to now, its capacity is freed, and its node tears
-        /// it down. Owner only.
+        /// Cancels a contract: it is billed up to now (from the owner's free balance, then from
+        /// what is held), its holds are returned, its capacity is freed, and its node tears it
+        /// down. Owner only.
         #[pallet::call_index(2)]
         #[pallet::weight(T::WeightInfo::cancel_contract())]
         pub fn cancel_contract(origin: OriginFor<T>, contract_id: ContractId) -> DispatchResult {
@@ -414,7 +541,9 @@ pub mod pallet {
         }
 
         /// The node a contract names reports the state of its workloads for deployment
-        /// `version`. Free when accepted.
+        /// `version`. Free when accepted; accepted only when it says something new, at most once
+        /// per [`Config::MinReportInterval`] — except the first report on the contract's current
+        /// version after an update, which answers the (paid) update at once.
         #[pallet::call_index(3)]
         #[pallet::weight(T::WeightInfo::report_workloads())]
         pub fn report_workloads(
@@ -427,7 +556,9 @@ pub mod pallet {
             >,
         ) -> DispatchResultWithPostInfo {
             let node = ensure_signed(origin)?;
-            let contract = Contracts::<T>::get(contract_id).ok_or(Error::<T>::ContractNotFound)?;
+            ensure!(!workloads.is_empty(), Error::<T>::EmptyReport);
+            let mut contract =
+                Contracts::<T>::get(contract_id).ok_or(Error::<T>::ContractNotFound)?;
             ensure!(contract.node == node, Error::<T>::NotContractNode);
             ensure!(version <= contract.version, Error::<T>::UnknownVersion);
             for (i, w) in workloads.iter().enumerate() {
@@ -438,10 +569,25 @@ pub mod pallet {
             }
             let now = T::UnixTime::now().as_secs();
             if let Some(last) = WorkloadStates::<T>::get(contract_id) {
-                // A report on a newer version is always welcome: it answers an update.
-                let too_early = last.version == version
-                    && now < last.at.saturating_add(T::MinReportInterval::get());
-                ensure!(!too_early, Error::<T>::ReportTooEarly);
+                ensure!(version >= last.version, Error::<T>::StaleReport);
+                ensure!(
+                    version != last.version || workloads != last.workloads,
+                    Error::<T>::EmptyReport
+                );
+                let answers_update = version > last.version && version == contract.version;
+                ensure!(
+                    answers_update || now >= last.at.saturating_add(T::MinReportInterval::get()),
+                    Error::<T>::ReportTooEarly
+                );
+            }
+            if version == contract.version {
+                let unsupported = Self::unsupported_capacity(contract_id, &workloads);
+                if unsupported != contract.unsupported {
+                    // What ran up to now is owed at the billable size of the time.
+                    contract.unpaid = Self::due(contract_id, &mut contract, now).saturated_into();
+                    contract.unsupported = unsupported;
+                    Contracts::<T>::insert(contract_id, contract);
+                }
             }
             WorkloadStates::<T>::insert(
                 contract_id,
@@ -460,7 +606,8 @@ pub mod pallet {
         }
 
         /// A node reports what its contracts consumed since their last report, all in one call.
-        /// Free when accepted.
+        /// Free when accepted. Each contract's report must stay within what it reserved (see
+        /// [`UsageRecord`]).
         #[pallet::call_index(4)]
         #[pallet::weight(T::WeightInfo::report_consumption(reports.len() as u32))]
         pub fn report_consumption(
@@ -468,8 +615,10 @@ pub mod pallet {
             reports: BoundedVec<(ContractId, Consumption), T::MaxReportContracts>,
         ) -> DispatchResultWithPostInfo {
             let node = ensure_signed(origin)?;
+            ensure!(!reports.is_empty(), Error::<T>::EmptyReport);
             let now = T::UnixTime::now().as_secs();
-            for (i, (contract_id, _)) in reports.iter().enumerate() {
+            // Dispatch is transactional: a refused entry undoes the ones before it.
+            for (i, (contract_id, consumption)) in reports.iter().enumerate() {
                 ensure!(
                     !reports[..i].iter().any(|(o, _)| o == contract_id),
                     Error::<T>::DuplicateContractReport
@@ -477,18 +626,31 @@ pub mod pallet {
                 let contract =
                     Contracts::<T>::get(contract_id).ok_or(Error::<T>::ContractNotFound)?;
                 ensure!(contract.node == node, Error::<T>::NotContractNode);
-                let last = Usage::<T>::get(contract_id).last_report;
+                let mut usage = Usage::<T>::get(contract_id);
                 ensure!(
-                    last.is_none_or(|l| now >= l.saturating_add(T::MinReportInterval::get())),
+                    usage
+                        .last_report
+                        .is_none_or(|l| now >= l.saturating_add(T::MinReportInterval::get())),
                     Error::<T>::ReportTooEarly
                 );
-            }
-            for (contract_id, consumption) in reports.iter() {
-                Usage::<T>::mutate(contract_id, |u| {
-                    u.unbilled = u.unbilled.saturating_add(consumption);
-                    u.total = u.total.saturating_add(consumption);
-                    u.last_report = Some(now);
-                });
+                Self::grow_allowance(&mut usage, &contract.capacity, now);
+                ensure!(
+                    consumption.cpu_ms <= usage.cpu_allowance_ms,
+                    Error::<T>::CpuOverReservation
+                );
+                ensure!(
+                    consumption.memory_peak <= usage.memory_allowance.max(contract.capacity.mru),
+                    Error::<T>::MemoryOverReservation
+                );
+                let traffic = consumption.net_rx.saturating_add(consumption.net_tx);
+                ensure!(traffic <= usage.net_allowance, Error::<T>::NetworkOverBound);
+                usage.cpu_allowance_ms -= consumption.cpu_ms;
+                usage.net_allowance -= traffic;
+                usage.memory_allowance = contract.capacity.mru;
+                usage.unbilled = usage.unbilled.saturating_add(consumption);
+                usage.total = usage.total.saturating_add(consumption);
+                usage.last_report = Some(now);
+                Usage::<T>::insert(contract_id, usage);
             }
             Self::deposit_event(Event::ConsumptionReported {
                 node,
@@ -520,31 +682,148 @@ pub mod pallet {
             })
         }
 
-        /// The billing bucket of a contract.
-        pub fn bucket_of(contract_id: ContractId) -> u32 {
-            (contract_id % u64::from(T::BillingBuckets::get().max(1))) as u32
+        /// The deployment of a live contract. It was validated and encoded by this pallet.
+        fn stored_deployment(contract_id: ContractId) -> Deployment {
+            let encoded = ContractDeployment::<T>::get(contract_id)
+                .expect("every live contract has its deployment; qed");
+            Deployment::decode(&mut &encoded[..])
+                .expect("the pallet stores only encodings of validated deployments; qed")
         }
 
-        /// Bills every contract of `bucket` whose period has passed, and every one in its grace
-        /// period; returns how many it looked at.
-        pub fn bill_bucket(bucket: u32, now: u64) -> u32 {
-            let ids = BillingBucket::<T>::get(bucket);
-            for contract_id in ids.iter() {
-                let Some(mut contract) = Contracts::<T>::get(contract_id) else {
-                    continue;
-                };
-                // A contract in its grace period is looked at on every visit, so that a top-up
-                // resumes it and the end of the grace period deletes it without waiting a period.
-                let due = now >= contract.last_billed.saturating_add(T::BillingPeriod::get());
-                let in_grace = matches!(contract.state, ContractState::GracePeriod { .. });
-                if !due && !in_grace {
-                    continue;
-                }
-                if Self::bill(*contract_id, &mut contract, now) {
-                    Contracts::<T>::insert(contract_id, contract);
-                }
+        /// The deposit for the bytes a contract with `deployment` keeps in storage: the
+        /// deployment itself, and the largest state report its workloads may have.
+        pub fn deposit_for(deployment: &Deployment, encoded_len: usize) -> BalanceOf<T> {
+            let bytes = encoded_len.saturating_add(
+                deployment
+                    .workloads
+                    .len()
+                    .saturating_mul(WorkloadReport::max_encoded_len()),
+            );
+            T::DepositPerByte::get()
+                .saturating_mul(bytes.saturated_into())
+                .saturating_add(T::DepositBase::get())
+        }
+
+        /// What is held towards a contract of `capacity`: its first billing period.
+        pub fn reserve_for(capacity: &Capacity) -> BalanceOf<T> {
+            billing::reservation_cost(&Prices::<T>::get(), capacity, T::BillingPeriod::get())
+                .saturated_into()
+        }
+
+        fn hold(reason: HoldReason, who: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+            if amount.is_zero() {
+                return Ok(());
             }
-            ids.len() as u32
+            T::Currency::hold(&reason.into(), who, amount)
+                .map_err(|_| Error::<T>::InsufficientBalance.into())
+        }
+
+        /// Moves what is held for one contract from `held` to `wanted`.
+        fn rehold(
+            reason: HoldReason,
+            who: &T::AccountId,
+            held: &mut BalanceOf<T>,
+            wanted: BalanceOf<T>,
+        ) -> DispatchResult {
+            if wanted > *held {
+                Self::hold(reason, who, wanted.saturating_sub(*held))?;
+            } else if wanted < *held {
+                T::Currency::release(
+                    &reason.into(),
+                    who,
+                    held.saturating_sub(wanted),
+                    Precision::BestEffort,
+                )?;
+            }
+            *held = wanted;
+            Ok(())
+        }
+
+        /// The capacity of the workloads `reports` says this node cannot run.
+        fn unsupported_capacity(contract_id: ContractId, reports: &[WorkloadReport]) -> Capacity {
+            if !reports
+                .iter()
+                .any(|r| r.status == WorkloadStatus::Unsupported)
+            {
+                return Capacity::default();
+            }
+            let deployment = Self::stored_deployment(contract_id);
+            reports
+                .iter()
+                .filter(|r| r.status == WorkloadStatus::Unsupported)
+                .filter_map(|r| deployment.workload(&r.name))
+                .fold(Capacity::default(), |sum, w| {
+                    sum.saturating_add(&w.capacity())
+                })
+        }
+
+        /// Grows a contract's consumption allowances to `now` at `capacity`.
+        fn grow_allowance(usage: &mut UsageRecord, capacity: &Capacity, now: u64) {
+            let secs = now.saturating_sub(usage.allowance_at);
+            usage.cpu_allowance_ms = usage
+                .cpu_allowance_ms
+                .saturating_add(capacity.cpu_millis.saturating_mul(secs));
+            usage.net_allowance = usage
+                .net_allowance
+                .saturating_add(T::MaxNetworkBytesPerSecond::get().saturating_mul(secs));
+            usage.allowance_at = usage.allowance_at.max(now);
+        }
+
+        /// Bills the contracts of the billing queue due by `now`, at most
+        /// [`Config::MaxBillsPerBlock`] of them over at most
+        /// [`Config::MaxBillingSecondsPerBlock`] seconds of the queue; returns how many it
+        /// billed and how many seconds it walked.
+        pub fn bill_due(now: u64) -> (u32, u32) {
+            let mut cursor = match BillingCursor::<T>::get() {
+                Some(cursor) => cursor,
+                // Before the first timestamp there is nothing to bill.
+                None if now == 0 => return (0, 0),
+                None => now,
+            };
+            let max_bills = T::MaxBillsPerBlock::get();
+            let max_seconds = T::MaxBillingSecondsPerBlock::get();
+            let (mut bills, mut seconds) = (0u32, 0u32);
+            while cursor <= now && seconds < max_seconds && bills < max_bills {
+                seconds += 1;
+                let room = (max_bills - bills) as usize;
+                let ids: Vec<ContractId> = BillingQueue::<T>::iter_key_prefix(cursor)
+                    .take(room + 1)
+                    .collect();
+                let walked = ids.len() <= room;
+                for contract_id in ids.into_iter().take(room) {
+                    BillingQueue::<T>::remove(cursor, contract_id);
+                    bills += 1;
+                    let Some(mut contract) = Contracts::<T>::get(contract_id) else {
+                        continue;
+                    };
+                    if Self::bill(contract_id, &mut contract, now) {
+                        Self::schedule(contract_id, &mut contract, now);
+                        Contracts::<T>::insert(contract_id, contract);
+                    }
+                }
+                if !walked {
+                    break;
+                }
+                cursor += 1;
+            }
+            BillingCursor::<T>::put(cursor);
+            (bills, seconds)
+        }
+
+        /// Puts a contract in the billing queue for its next bill: a billing period from now, or,
+        /// in its grace period, sooner, so that a top-up resumes it and the end of the grace
+        /// period deletes it on time.
+        fn schedule(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) {
+            let period = T::BillingPeriod::get().max(1);
+            let wait = match contract.state {
+                ContractState::Active => period,
+                ContractState::GracePeriod { since } => since
+                    .saturating_add(T::GracePeriod::get())
+                    .saturating_sub(now)
+                    .clamp(1, period),
+            };
+            contract.next_bill = now.saturating_add(wait);
+            BillingQueue::<T>::insert(contract.next_bill, contract_id, ());
         }
 
         /// Charges what the contract ran up since its last bill plus what it still owes. Moves it
@@ -569,7 +848,7 @@ pub mod pallet {
                         return true;
                     }
                 }
-                contract.unpaid = Default::default();
+                contract.unpaid = Zero::zero();
                 if let ContractState::GracePeriod { .. } = contract.state {
                     contract.state = ContractState::Active;
                     Self::deposit_event(Event::GracePeriodEnded {
@@ -597,6 +876,7 @@ pub mod pallet {
                 ContractState::GracePeriod { since }
                     if now >= since.saturating_add(T::GracePeriod::get()) =>
                 {
+                    Self::settle_final(contract_id, contract, now);
                     Self::remove(contract_id, contract);
                     Self::deposit_event(Event::ContractDeleted {
                         contract_id,
@@ -610,14 +890,20 @@ pub mod pallet {
             }
         }
 
-        /// What the contract ran up since its last bill (its reservation over the elapsed time
-        /// and its unbilled consumption, which this takes) plus what it still owes.
+        /// What the contract ran up since its last bill plus what it still owes: its billable
+        /// reservation (what the node can run) over the time its node was up, and its unbilled
+        /// consumption, which this takes. Moves the contract's billing marks to `now`.
         fn due(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) -> u128 {
             let prices = Prices::<T>::get();
             let elapsed = now.saturating_sub(contract.last_billed);
+            let downtime =
+                T::Nodes::node(&contract.node).map_or(contract.downtime_mark, |n| n.downtime);
+            let down = downtime.saturating_sub(contract.downtime_mark).min(elapsed);
             contract.last_billed = now;
+            contract.downtime_mark = downtime;
+            let billable = contract.capacity.saturating_sub(&contract.unsupported);
             let consumption = Usage::<T>::mutate(contract_id, |u| core::mem::take(&mut u.unbilled));
-            billing::reservation_cost(&prices, &contract.capacity, elapsed)
+            billing::reservation_cost(&prices, &billable, elapsed - down)
                 .saturating_add(billing::consumption_cost(&prices, &consumption))
                 .saturating_add(contract.unpaid.saturated_into())
         }
@@ -648,31 +934,85 @@ pub mod pallet {
             true
         }
 
-        /// On cancellation: charges what it can of what is due; the rest is forgiven.
+        /// At a contract's end (cancel, or deletion after its grace period): returns its storage
+        /// deposit, charges what is due from the owner's free balance and then from its reserve,
+        /// returns what is left of the reserve, and forgives only what none of that covers.
         fn settle_final(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) {
-            let due = Self::due(contract_id, contract, now);
-            let Some(farmer) = T::Nodes::node(&contract.node).map(|n| n.farmer) else {
-                return;
-            };
-            let amount = due.min(Self::spendable(&contract.owner));
-            if amount > 0 {
-                Self::pay(contract_id, &contract.owner, farmer, amount);
+            let mut due = Self::due(contract_id, contract, now);
+            let owner = contract.owner.clone();
+            let deposit = core::mem::take(&mut contract.deposit);
+            let mut reserve = core::mem::take(&mut contract.reserve);
+            // The deposit pays for storage that is freed now: it goes back before the bill, so
+            // it can pay too.
+            let _ = T::Currency::release(
+                &HoldReason::StorageDeposit.into(),
+                &owner,
+                deposit,
+                Precision::BestEffort,
+            );
+            let farmer = T::Nodes::node(&contract.node).map(|n| n.farmer);
+            if let Some(farmer) = farmer.filter(|_| due > 0) {
+                let from_free = due.min(Self::spendable(&owner));
+                if from_free > 0 && Self::pay(contract_id, &owner, farmer.clone(), from_free) {
+                    due -= from_free;
+                }
+                let from_reserve: BalanceOf<T> = due.min(reserve.saturated_into()).saturated_into();
+                if !from_reserve.is_zero() {
+                    if let Ok(paid) = T::Currency::transfer_on_hold(
+                        &HoldReason::BillingReserve.into(),
+                        &owner,
+                        &farmer,
+                        from_reserve,
+                        Precision::BestEffort,
+                        Restriction::Free,
+                        Fortitude::Polite,
+                    ) {
+                        reserve = reserve.saturating_sub(paid);
+                        due = due.saturating_sub(paid.saturated_into());
+                        Self::deposit_event(Event::ContractBilled {
+                            contract_id,
+                            owner: owner.clone(),
+                            farmer,
+                            amount: paid,
+                        });
+                    }
+                }
+            }
+            let _ = T::Currency::release(
+                &HoldReason::BillingReserve.into(),
+                &owner,
+                reserve,
+                Precision::BestEffort,
+            );
+            contract.unpaid = Zero::zero();
+            if due > 0 {
+                Self::deposit_event(Event::DebtForgiven {
+                    contract_id,
+                    owner,
+                    amount: due.saturated_into(),
+                });
             }
         }
 
-        /// Removes a contract and everything kept for it, and frees its capacity.
+        /// Removes a contract and everything kept for it, and frees its capacity. Its holds were
+        /// settled by [`Self::settle_final`].
         fn remove(contract_id: ContractId, contract: &ContractOf<T>) {
             Contracts::<T>::remove(contract_id);
+            ContractDeployment::<T>::remove(contract_id);
             ContractsByNode::<T>::remove(&contract.node, contract_id);
             ContractsByOwner::<T>::remove(&contract.owner, contract_id);
+            OwnerContractCount::<T>::mutate_exists(&contract.owner, |n| {
+                *n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0)
+            });
+            NodeContractCount::<T>::mutate_exists(&contract.node, |n| {
+                *n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0)
+            });
             WorkloadStates::<T>::remove(contract_id);
             Usage::<T>::remove(contract_id);
+            BillingQueue::<T>::remove(contract.next_bill, contract_id);
             Reserved::<T>::mutate_exists(&contract.node, |r| {
                 let left = r.unwrap_or_default().saturating_sub(&contract.capacity);
                 *r = (!left.is_zero()).then_some(left);
-            });
-            BillingBucket::<T>::mutate(Self::bucket_of(contract_id), |b| {
-                b.retain(|id| *id != contract_id)
             });
         }
 
@@ -680,11 +1020,88 @@ pub mod pallet {
         pub fn contracts_of_node(node: &T::AccountId) -> Vec<ContractId> {
             ContractsByNode::<T>::iter_key_prefix(node).collect()
         }
+
+        /// Checks what the pallet's storage must always hold: each node's reserved capacity is
+        /// the sum of its contracts', the counts and indexes match the contracts, every contract
+        /// is queued for billing exactly once, each contract's deposit is the price of its
+        /// bytes, and what is held from each owner is what its contracts hold.
+        #[cfg(any(test, feature = "try-runtime"))]
+        pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+            use alloc::collections::btree_map::BTreeMap;
+            use frame_support::traits::fungible::InspectHold;
+            let mut reserved: BTreeMap<T::AccountId, Capacity> = BTreeMap::new();
+            let mut per_owner: BTreeMap<T::AccountId, (u32, BalanceOf<T>, BalanceOf<T>)> =
+                BTreeMap::new();
+            let mut per_node: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+            let mut contracts = 0usize;
+            for (id, c) in Contracts::<T>::iter() {
+                contracts += 1;
+                let sum = reserved.entry(c.node.clone()).or_default();
+                *sum = sum.saturating_add(&c.capacity);
+                let o = per_owner.entry(c.owner.clone()).or_default();
+                o.0 += 1;
+                o.1 = o.1.saturating_add(c.deposit);
+                o.2 = o.2.saturating_add(c.reserve);
+                *per_node.entry(c.node.clone()).or_default() += 1;
+                let encoded =
+                    ContractDeployment::<T>::get(id).ok_or("a contract has no deployment")?;
+                let d = Self::stored_deployment(id);
+                ensure!(
+                    c.deposit == Self::deposit_for(&d, encoded.len()),
+                    "a contract's deposit is not the price of its bytes"
+                );
+                ensure!(
+                    BillingQueue::<T>::contains_key(c.next_bill, id)
+                        && BillingCursor::<T>::get().is_some_and(|at| c.next_bill >= at),
+                    "a contract is not queued at its next bill, ahead of the cursor"
+                );
+                ensure!(
+                    ContractsByNode::<T>::contains_key(&c.node, id)
+                        && ContractsByOwner::<T>::contains_key(&c.owner, id),
+                    "a contract is missing from an index"
+                );
+            }
+            ensure!(
+                BillingQueue::<T>::iter().count() == contracts
+                    && ContractDeployment::<T>::iter_keys().count() == contracts,
+                "the billing queue or the deployments hold other than one entry per contract"
+            );
+            ensure!(
+                Reserved::<T>::iter().collect::<BTreeMap<_, _>>() == reserved,
+                "reserved capacity is not the sum of the contracts'"
+            );
+            ensure!(
+                NodeContractCount::<T>::iter().collect::<BTreeMap<_, _>>() == per_node,
+                "a node's contract count is wrong"
+            );
+            ensure!(
+                OwnerContractCount::<T>::iter().count() == per_owner.len(),
+                "an owner's contract count is left over"
+            );
+            for (owner, (count, deposit, reserve)) in per_owner {
+                ensure!(
+                    OwnerContractCount::<T>::get(&owner) == count,
+                    "an owner's contract count is wrong"
+                );
+                let held = |r: HoldReason| {
+                    T::Currency::balance_on_hold(&T::RuntimeHoldReason::from(r), &owner)
+                };
+                ensure!(
+                    held(HoldReason::StorageDeposit) == deposit,
+                    "an owner's held deposit is not its contracts' deposits"
+                );
+                ensure!(
+                    held(HoldReason::BillingReserve) == reserve,
+                    "an owner's held reserve is not its contracts' reserves"
+                );
+            }
+            Ok(())
+        }
     }
 
     impl<T: Config> pallet_grid::NodeUsage<T::AccountId> for Pallet<T> {
         fn has_contracts(node: &T::AccountId) -> bool {
-            ContractsByNode::<T>::iter_key_prefix(node).next().is_some()
+            NodeContractCount::<T>::contains_key(node)
         }
     }
 }

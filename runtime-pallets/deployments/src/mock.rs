@@ -4,7 +4,7 @@ use crate as pallet_deployments;
 use polkadot_sdk::{
     frame_support::{self, derive_impl, traits::ConstU32, traits::ConstU64},
     frame_system::{self, EnsureRoot},
-    pallet_balances, pallet_timestamp,
+    pallet_balances, pallet_multisig, pallet_timestamp,
     sp_io::TestExternalities,
     sp_runtime::BuildStorage,
 };
@@ -19,6 +19,7 @@ frame_support::construct_runtime!(
         Balances: pallet_balances,
         Grid: pallet_grid,
         Deployments: pallet_deployments,
+        Multisig: pallet_multisig,
     }
 );
 
@@ -40,6 +41,17 @@ impl pallet_timestamp::Config for Test {
     type WeightInfo = ();
 }
 
+impl pallet_multisig::Config for Test {
+    type RuntimeEvent = RuntimeEvent;
+    type RuntimeCall = RuntimeCall;
+    type Currency = Balances;
+    type DepositBase = ConstU64<1>;
+    type DepositFactor = ConstU64<1>;
+    type MaxSignatories = ConstU32<3>;
+    type WeightInfo = ();
+    type BlockNumberProvider = System;
+}
+
 impl pallet_grid::Config for Test {
     type AdminOrigin = EnsureRoot<u64>;
     type UnixTime = Timestamp;
@@ -52,22 +64,34 @@ impl pallet_grid::Config for Test {
 
 pub const HOUR: u64 = 3600;
 pub const GRACE: u64 = 2 * HOUR;
-pub const BUCKETS: u32 = 4;
-pub const PER_BUCKET: u32 = 3;
+pub const MAX_BILLS: u32 = 3;
+pub const MAX_SECONDS: u32 = 600;
+pub const PER_OWNER: u32 = 20;
+pub const PER_NODE: u32 = 30;
+pub const DEPOSIT_BASE: u64 = 100;
+pub const DEPOSIT_PER_BYTE: u64 = 1;
 pub const REPORT_INTERVAL: u64 = 60;
+/// 1 MiB/s.
+pub const NET_PER_SEC: u64 = 1 << 20;
 pub const OFFLINE_AFTER: u64 = 10 * HOUR;
 
 impl crate::Config for Test {
     type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
     type Nodes = Grid;
     type AdminOrigin = EnsureRoot<u64>;
     type UnixTime = Timestamp;
     type BillingPeriod = ConstU64<HOUR>;
     type GracePeriod = ConstU64<GRACE>;
-    type BillingBuckets = ConstU32<BUCKETS>;
-    type MaxContractsPerBucket = ConstU32<PER_BUCKET>;
+    type MaxBillsPerBlock = ConstU32<MAX_BILLS>;
+    type MaxBillingSecondsPerBlock = ConstU32<MAX_SECONDS>;
+    type MaxContractsPerOwner = ConstU32<PER_OWNER>;
+    type MaxContractsPerNode = ConstU32<PER_NODE>;
+    type DepositBase = ConstU64<DEPOSIT_BASE>;
+    type DepositPerByte = ConstU64<DEPOSIT_PER_BYTE>;
     type MinReportInterval = ConstU64<REPORT_INTERVAL>;
     type MaxReportContracts = ConstU32<8>;
+    type MaxNetworkBytesPerSecond = ConstU64<NET_PER_SEC>;
     type WeightInfo = ();
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = MockHelper;
@@ -108,7 +132,7 @@ pub fn prices() -> crate::Pricing {
 
 pub fn node_capacity() -> Capacity {
     Capacity {
-        cru: 4,
+        cpu_millis: 4000,
         mru: 8 << 30,
         sru: 100 << 30,
         hru: 0,
@@ -124,6 +148,7 @@ pub fn register(node: u64, farmer: u64, capacity: Capacity) {
     let farm = pallet_grid::NextFarmId::<Test>::get();
     let name = format!("farm-{farm}").into_bytes();
     Grid::create_farm(RuntimeOrigin::signed(farmer), name).unwrap();
+    Grid::approve_node(RuntimeOrigin::signed(farmer), farm, node).unwrap();
     Grid::register_node(
         RuntimeOrigin::signed(node),
         farm,
@@ -162,4 +187,12 @@ pub fn new_test_ext() -> TestExternalities {
         register(NODE, FARMER, node_capacity());
     });
     ext
+}
+
+/// Runs `test` on a fresh chain, then checks the pallet's invariants on what it left.
+pub fn build_and_execute(test: impl FnOnce()) {
+    new_test_ext().execute_with(|| {
+        test();
+        Deployments::do_try_state().expect("the pallet's invariants hold");
+    });
 }

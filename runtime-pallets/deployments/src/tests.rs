@@ -1,30 +1,37 @@
 use crate::{
-    billing, mock::*, Consumption, ContractState, Contracts, ContractsByNode, ContractsByOwner,
-    DeletionCause, Error, Event, InvalidReason, Prices, Reserved, Usage, WorkloadReport,
-    WorkloadStates, WorkloadStatus,
+    billing, mock::*, BillingCursor, BillingQueue, Consumption, ContractState, Contracts,
+    ContractsByNode, ContractsByOwner, DeletionCause, Error, Event, HoldReason, InvalidReason,
+    Prices, Reserved, UpdateRefusal, Usage, WorkloadReport, WorkloadStates, WorkloadStatus,
 };
+use codec::{Encode, MaxEncodedLen};
 use polkadot_sdk::{
     frame_support::{
         assert_noop, assert_ok,
         dispatch::Pays,
-        traits::{fungible::Inspect, Hooks},
+        traits::{
+            fungible::{Inspect, InspectHold},
+            Hooks,
+        },
         BoundedVec,
     },
     sp_runtime::DispatchError,
 };
-use zos_contracts::{file::DeploymentFile, Capacity, Deployment, ValidationErrorKind};
+use zos_contracts::{file::DeploymentFile, Capacity, Deployment, UpdateRule, ValidationErrorKind};
 
 const IMAGE: &str =
     "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
 
-/// One container of `cpu` vCPUs and `memory_gib` GiB, and a 10 GiB volume.
+/// One container of `cpu` vCPUs and `memory_gib` GiB, and a 10 GiB volume; every workload at
+/// the deployment's version.
 fn deployment(version: u32, cpu: u32, memory_gib: u32) -> Deployment {
     DeploymentFile::from_yaml(&format!(
         "version: {version}
 workloads:
   - name: data
+    version: {version}
     volume: {{ size: 10GiB }}
   - name: web
+    version: {version}
     container: {{ image: {IMAGE}, cpu: {cpu}, memory: {memory_gib}GiB, mounts: [{{ volume: data, path: /data }}] }}"
     ))
     .unwrap()
@@ -34,7 +41,7 @@ workloads:
 
 fn cap(cpu: u64, memory_gib: u64) -> Capacity {
     Capacity {
-        cru: cpu,
+        cpu_millis: cpu * 1000,
         mru: memory_gib << 30,
         sru: 10 << 30,
         hru: 0,
@@ -68,6 +75,18 @@ fn events() -> Vec<Event<Test>> {
         .collect()
 }
 
+/// Bills what is due now, over as many calls as the per-block bounds take.
+fn bill_now() {
+    while BillingCursor::<Test>::get().is_some_and(|at| at <= now()) {
+        Deployments::bill_due(now());
+    }
+}
+
+/// What `who` has held for `reason`.
+fn held(reason: HoldReason, who: u64) -> u64 {
+    Balances::balance_on_hold(&reason.into(), &who)
+}
+
 /// Runs blocks one by one, each `secs` after the previous, until block `to`.
 fn run_blocks(to: u64, secs: u64) {
     while System::block_number() < to {
@@ -95,11 +114,12 @@ use polkadot_sdk::pallet_timestamp;
 
 #[test]
 fn a_contract_stores_the_whole_deployment_and_reserves_its_capacity() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let d = deployment(1, 1, 1);
         assert_ok!(Deployments::create_contract(signed(ALICE), NODE, d.clone()));
         let c = Contracts::<Test>::get(0).unwrap();
-        assert_eq!(Deployment::decode_bounded(&c.deployment).unwrap(), d);
+        let stored = crate::ContractDeployment::<Test>::get(0).unwrap();
+        assert_eq!(Deployment::decode_bounded(&stored).unwrap(), d);
         assert_eq!(c.hash, d.hash());
         assert_eq!(
             (c.owner, c.node, c.version, c.state),
@@ -129,7 +149,7 @@ fn a_contract_stores_the_whole_deployment_and_reserves_its_capacity() {
         assert_eq!(
             Reserved::<Test>::get(NODE),
             Capacity {
-                cru: 3,
+                cpu_millis: 3000,
                 mru: 3 << 30,
                 sru: 20 << 30,
                 hru: 0
@@ -140,7 +160,7 @@ fn a_contract_stores_the_whole_deployment_and_reserves_its_capacity() {
 
 #[test]
 fn creating_a_contract_refuses_what_cannot_run() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let mut bad = deployment(1, 1, 1);
         bad.workloads[1].name = bad.workloads[0].name.clone();
         assert_noop!(
@@ -179,7 +199,7 @@ fn creating_a_contract_refuses_what_cannot_run() {
 
 #[test]
 fn only_the_owner_updates_and_the_version_must_grow() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let id = create(ALICE);
         assert_noop!(
             Deployments::update_contract(signed(BOB), id, deployment(2, 1, 1)),
@@ -224,7 +244,7 @@ fn only_the_owner_updates_and_the_version_must_grow() {
 
 #[test]
 fn cancel_bills_up_to_now_and_frees_everything() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let id = create(ALICE);
         assert_noop!(
             Deployments::cancel_contract(signed(BOB), id),
@@ -242,7 +262,9 @@ fn cancel_bills_up_to_now_and_frees_everything() {
         assert!(!ContractsByNode::<Test>::contains_key(NODE, id));
         assert!(!ContractsByOwner::<Test>::contains_key(ALICE, id));
         assert!(!Reserved::<Test>::contains_key(NODE));
-        assert!(crate::BillingBucket::<Test>::get(Deployments::bucket_of(id)).is_empty());
+        assert_eq!(BillingQueue::<Test>::iter().count(), 0);
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), 0);
+        assert_eq!(held(HoldReason::BillingReserve, ALICE), 0);
         System::assert_last_event(
             Event::ContractCanceled {
                 contract_id: id,
@@ -258,7 +280,7 @@ fn cancel_bills_up_to_now_and_frees_everything() {
 
 #[test]
 fn a_node_with_contracts_cannot_leave() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         create(ALICE);
         assert_noop!(
             Grid::remove_node(signed(NODE), NODE),
@@ -269,7 +291,7 @@ fn a_node_with_contracts_cannot_leave() {
 
 #[test]
 fn workload_reports_come_from_the_contract_node_at_a_bounded_rate() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let id = create(ALICE);
         let states: BoundedVec<_, _> = vec![
             report("data", WorkloadStatus::Ok),
@@ -315,8 +337,14 @@ fn workload_reports_come_from_the_contract_node_at_a_bounded_rate() {
             (1, GENESIS_TIME, states.clone())
         );
 
+        let error: BoundedVec<_, _> = vec![
+            report("data", WorkloadStatus::Ok),
+            report("web", WorkloadStatus::Error),
+        ]
+        .try_into()
+        .unwrap();
         assert_noop!(
-            Deployments::report_workloads(signed(NODE), id, 1, states.clone()),
+            Deployments::report_workloads(signed(NODE), id, 1, error.clone()),
             Error::<Test>::ReportTooEarly
         );
         // An update is answered at once.
@@ -332,20 +360,22 @@ fn workload_reports_come_from_the_contract_node_at_a_bounded_rate() {
             states.clone()
         ));
         set_time(GENESIS_TIME + REPORT_INTERVAL);
-        assert_ok!(Deployments::report_workloads(signed(NODE), id, 2, states));
+        assert_ok!(Deployments::report_workloads(signed(NODE), id, 2, error));
     });
 }
 
 #[test]
 fn consumption_is_reported_for_all_contracts_at_once_and_billed() {
-    new_test_ext().execute_with(|| {
+    build_and_execute(|| {
         let a = create(ALICE);
         let b = create(BOB);
+        // Within what one vCPU and 1 MiB/s allow over the hour.
+        set_time(GENESIS_TIME + HOUR / 2);
         let used = Consumption {
-            cpu_ms: 3_600_000,
+            cpu_ms: 1_800_000,
             memory_peak: 1 << 20,
             net_rx: 1 << 30,
-            net_tx: 1 << 30,
+            net_tx: 1 << 29,
         };
         let reports =
             |list: Vec<(u64, Consumption)>| -> BoundedVec<_, _> { list.try_into().unwrap() };
@@ -376,79 +406,110 @@ fn consumption_is_reported_for_all_contracts_at_once_and_billed() {
             Deployments::report_consumption(signed(NODE), reports(vec![(a, used)])),
             Error::<Test>::ReportTooEarly
         );
-        set_time(GENESIS_TIME + REPORT_INTERVAL);
+        set_time(GENESIS_TIME + HOUR);
         assert_ok!(Deployments::report_consumption(
             signed(NODE),
             reports(vec![(a, used)])
         ));
         let usage = Usage::<Test>::get(a);
-        assert_eq!(usage.unbilled.cpu_ms, 7_200_000);
+        assert_eq!(usage.unbilled.cpu_ms, 3_600_000);
         assert_eq!(usage.total.net_rx, 2 << 30);
 
-        // At its bill, contract `a` pays an hour of reservation plus 2 CPU hours and 4 GiB.
+        // At its bill, contract `a` pays an hour of reservation plus a CPU hour and 3 GiB.
         let consumption_cost = billing::consumption_cost(&prices(), &usage.unbilled) as u64;
-        assert_eq!(consumption_cost, 2 * 600 + 4 * 100);
-        set_time(GENESIS_TIME + HOUR);
-        Deployments::bill_bucket(Deployments::bucket_of(a), now());
+        assert_eq!(consumption_cost, 600 + 3 * 100);
+        bill_now();
         assert_eq!(
-            Balances::balance(&ALICE),
+            Balances::balance(&ALICE)
+                + held(HoldReason::StorageDeposit, ALICE)
+                + held(HoldReason::BillingReserve, ALICE),
             START_BALANCE - HOURLY - consumption_cost
         );
         assert_eq!(Usage::<Test>::get(a).unbilled, Consumption::default());
-        assert_eq!(Usage::<Test>::get(a).total.cpu_ms, 7_200_000);
+        assert_eq!(Usage::<Test>::get(a).total.cpu_ms, 3_600_000);
     });
 }
 
 #[test]
-fn billing_charges_exact_amounts_across_many_blocks() {
-    new_test_ext().execute_with(|| {
-        let id = create(ALICE);
-        // One block every 10 minutes for 3 hours and a bit: each contract's bucket comes round
-        // every BUCKETS blocks, and it is billed once its hour has passed.
-        run_blocks(1 + 19, 600);
-        assert_eq!(now(), GENESIS_TIME + 19 * 600);
-        let billed: u64 = events()
-            .iter()
-            .filter_map(|e| match e {
-                Event::ContractBilled {
-                    contract_id,
-                    amount,
-                    owner,
-                    farmer,
-                } if *contract_id == id => {
-                    assert_eq!((*owner, *farmer), (ALICE, FARMER));
-                    Some(*amount)
-                }
-                _ => None,
-            })
-            .sum();
-        // Bucket 0 comes round at blocks 4, 8, 12, 16 (times 1800, 4200, 6600, 9000 s after
-        // creation): billed at 4200 s and again at 9000 s, each pro rata and rounded down.
-        assert_eq!(
-            Contracts::<Test>::get(id).unwrap().last_billed,
-            GENESIS_TIME + 9000
+fn only_the_admin_sets_prices() {
+    build_and_execute(|| {
+        let p = crate::Pricing {
+            cru_per_hour: 7,
+            ..prices()
+        };
+        assert_noop!(
+            Deployments::set_pricing(signed(ALICE), p),
+            DispatchError::BadOrigin
         );
-        assert_eq!(billed, HOURLY * 4200 / HOUR + HOURLY * 4800 / HOUR);
-        assert_eq!(billed, 3_616 + 4_133);
-        assert_eq!(Balances::balance(&ALICE), START_BALANCE - billed);
-        assert_eq!(Balances::balance(&FARMER), 1 + billed);
+        assert_ok!(Deployments::set_pricing(RuntimeOrigin::root(), p));
+        assert_eq!(Prices::<Test>::get(), p);
+        System::assert_last_event(Event::PricingSet { pricing: p }.into());
+    });
+}
+
+#[test]
+fn contract_ids_do_not_wrap() {
+    build_and_execute(|| {
+        crate::NextContractId::<Test>::put(u64::MAX);
+        assert_noop!(
+            Deployments::create_contract(signed(ALICE), NODE, deployment(1, 1, 1)),
+            Error::<Test>::ContractIdOverflow
+        );
+    });
+}
+
+/// Free balance plus what the pallet holds: what an owner has in all.
+fn total(who: u64) -> u64 {
+    Balances::balance(&who)
+        + held(HoldReason::StorageDeposit, who)
+        + held(HoldReason::BillingReserve, who)
+}
+
+fn billed_to(id: u64) -> u64 {
+    events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::ContractBilled {
+                contract_id,
+                amount,
+                ..
+            } if *contract_id == id => Some(*amount),
+            _ => None,
+        })
+        .sum()
+}
+
+#[test]
+fn billing_charges_exact_amounts_across_many_blocks() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        // One block every 5 minutes for 3 hours and a bit: the contract is billed each hour.
+        run_blocks(1 + 38, 300);
+        assert_eq!(now(), GENESIS_TIME + 38 * 300);
+        let c = Contracts::<Test>::get(id).unwrap();
+        assert_eq!(c.last_billed, GENESIS_TIME + 3 * HOUR);
+        assert_eq!(c.next_bill, GENESIS_TIME + 4 * HOUR);
+        assert_eq!(billed_to(id), 3 * HOURLY);
+        assert_eq!(total(ALICE), START_BALANCE - 3 * HOURLY);
+        assert_eq!(Balances::balance(&FARMER), 1 + 3 * HOURLY);
     });
 }
 
 #[test]
 fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
-    new_test_ext().execute_with(|| {
-        // BOB can pay about one hour and a half.
+    build_and_execute(|| {
+        // BOB can pay two hours from his free balance, and holds the first hour besides.
         let id = create(BOB);
+        let reserve = held(HoldReason::BillingReserve, BOB);
+        assert_eq!(reserve, HOURLY);
         assert_ok!(Balances::transfer_allow_death(
             signed(BOB),
             ALICE,
-            START_BALANCE - 2 * HOURLY
+            Balances::balance(&BOB) - 2 * HOURLY
         ));
-        let bucket = Deployments::bucket_of(id);
 
         set_time(GENESIS_TIME + HOUR);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         assert_eq!(
             Contracts::<Test>::get(id).unwrap().state,
             ContractState::Active
@@ -456,7 +517,7 @@ fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
         assert_eq!(Balances::balance(&BOB), HOURLY);
 
         set_time(GENESIS_TIME + 2 * HOUR);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         let c = Contracts::<Test>::get(id).unwrap();
         assert_eq!(
             c.state,
@@ -482,7 +543,7 @@ fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
             10 * HOURLY
         ));
         set_time(GENESIS_TIME + 3 * HOUR);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         let c = Contracts::<Test>::get(id).unwrap();
         assert_eq!((c.state, c.unpaid), (ContractState::Active, 0));
         System::assert_last_event(
@@ -496,14 +557,15 @@ fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
         );
         assert_eq!(Balances::balance(&BOB), HOURLY + 10 * HOURLY - 2 * HOURLY);
 
-        // Broke again, and nothing comes: deleted when the grace period is over.
+        // Broke again, and nothing comes: deleted when the grace period is over, and what is
+        // owed by then is paid from the reserve before anything is forgiven.
         assert_ok!(Balances::transfer_allow_death(
             signed(BOB),
             ALICE,
             Balances::balance(&BOB) - 1
         ));
         set_time(GENESIS_TIME + 4 * HOUR);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         assert_eq!(
             Contracts::<Test>::get(id).unwrap().state,
             ContractState::GracePeriod {
@@ -511,12 +573,13 @@ fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
             }
         );
         set_time(GENESIS_TIME + 4 * HOUR + GRACE - 1);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         assert!(Contracts::<Test>::get(id).is_some());
+        let farmer_before = Balances::balance(&FARMER);
         set_time(GENESIS_TIME + 4 * HOUR + GRACE);
-        Deployments::bill_bucket(bucket, now());
+        bill_now();
         assert!(Contracts::<Test>::get(id).is_none());
-        System::assert_last_event(
+        System::assert_has_event(
             Event::ContractDeleted {
                 contract_id: id,
                 node: NODE,
@@ -525,25 +588,24 @@ fn unpaid_contracts_go_through_grace_then_deletion_and_a_top_up_resumes_them() {
             }
             .into(),
         );
+        // Three hours were owed (one at the start of grace, two during it): the storage deposit
+        // (returned first) and the reserve paid what they could; only the rest is forgiven.
+        let deposit = deposit_of_default();
+        assert_eq!(Balances::balance(&FARMER) - farmer_before, HOURLY + deposit);
+        System::assert_has_event(
+            Event::DebtForgiven {
+                contract_id: id,
+                owner: BOB,
+                // Each bill rounds down: the grace hours were billed at 1 s before the end
+                // (7199 s) and at the end (1 s).
+                amount: 2 * HOURLY - deposit - 1,
+            }
+            .into(),
+        );
+        assert_eq!(held(HoldReason::BillingReserve, BOB), 0);
+        assert_eq!(held(HoldReason::StorageDeposit, BOB), 0);
         assert!(!Reserved::<Test>::contains_key(NODE));
         assert!(!ContractsByNode::<Test>::contains_key(NODE, id));
-    });
-}
-
-#[test]
-fn buckets_bound_the_number_of_contracts() {
-    new_test_ext().execute_with(|| {
-        // Contracts 0, 4, 8 fill bucket 0.
-        for _ in 0..(BUCKETS * PER_BUCKET) {
-            assert_ok!(Deployments::create_contract(signed(ALICE), NODE, tiny()));
-        }
-        assert_noop!(
-            Deployments::create_contract(signed(ALICE), NODE, tiny()),
-            Error::<Test>::TooManyContracts
-        );
-        assert_ok!(Deployments::cancel_contract(signed(ALICE), 4));
-        // The next id lands in bucket 0 again, where there is room now.
-        assert_ok!(Deployments::create_contract(signed(ALICE), NODE, tiny()));
     });
 }
 
@@ -554,30 +616,544 @@ fn tiny() -> Deployment {
         .unwrap()
 }
 
+fn workloads(list: &[(&str, WorkloadStatus)]) -> BoundedVec<WorkloadReport, ConstU32<32>> {
+    list.iter()
+        .map(|(n, s)| report(n, *s))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
+}
+
+use polkadot_sdk::frame_support::traits::ConstU32;
+
+// ---- No free spam ----
+
 #[test]
-fn only_the_admin_sets_prices() {
-    new_test_ext().execute_with(|| {
-        let p = crate::Pricing {
-            cru_per_hour: 7,
-            ..prices()
-        };
+fn empty_and_unchanged_reports_are_refused_and_refusals_pay() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        let empty = BoundedVec::default();
+        let refused = Deployments::report_consumption(signed(NODE), empty).unwrap_err();
+        assert_eq!(refused.error, Error::<Test>::EmptyReport.into());
+        assert_eq!(refused.post_info.pays_fee, Pays::Yes);
         assert_noop!(
-            Deployments::set_pricing(signed(ALICE), p),
-            DispatchError::BadOrigin
+            Deployments::report_workloads(signed(NODE), id, 1, BoundedVec::default()),
+            Error::<Test>::EmptyReport
         );
-        assert_ok!(Deployments::set_pricing(RuntimeOrigin::root(), p));
-        assert_eq!(Prices::<Test>::get(), p);
-        System::assert_last_event(Event::PricingSet { pricing: p }.into());
+        let ok = workloads(&[("data", WorkloadStatus::Ok), ("web", WorkloadStatus::Ok)]);
+        assert_ok!(Deployments::report_workloads(
+            signed(NODE),
+            id,
+            1,
+            ok.clone()
+        ));
+        // The same states again, even after the interval, say nothing new.
+        set_time(GENESIS_TIME + REPORT_INTERVAL);
+        let refused = Deployments::report_workloads(signed(NODE), id, 1, ok.clone()).unwrap_err();
+        assert_eq!(refused.error, Error::<Test>::EmptyReport.into());
+        assert_eq!(refused.post_info.pays_fee, Pays::Yes);
+        // A stranger's report on the contract is refused, and pays.
+        let refused = Deployments::report_workloads(signed(BOB), id, 1, ok).unwrap_err();
+        assert_eq!(
+            (refused.error, refused.post_info.pays_fee),
+            (Error::<Test>::NotContractNode.into(), Pays::Yes)
+        );
     });
 }
 
 #[test]
-fn contract_ids_do_not_wrap() {
-    new_test_ext().execute_with(|| {
-        crate::NextContractId::<Test>::put(u64::MAX);
+fn workload_reports_are_rate_limited_whatever_version_they_name() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        for v in 2..=4 {
+            assert_ok!(Deployments::update_contract(
+                signed(ALICE),
+                id,
+                deployment(v, 1, 1)
+            ));
+        }
+        let ok = workloads(&[("data", WorkloadStatus::Ok), ("web", WorkloadStatus::Ok)]);
+        let err = workloads(&[("data", WorkloadStatus::Ok), ("web", WorkloadStatus::Error)]);
+        assert_ok!(Deployments::report_workloads(
+            signed(NODE),
+            id,
+            1,
+            ok.clone()
+        ));
+        // Walking up the versions one free report at a time is not allowed: only the current
+        // version answers the update at once.
         assert_noop!(
-            Deployments::create_contract(signed(ALICE), NODE, deployment(1, 1, 1)),
-            Error::<Test>::ContractIdOverflow
+            Deployments::report_workloads(signed(NODE), id, 2, ok.clone()),
+            Error::<Test>::ReportTooEarly
+        );
+        assert_ok!(Deployments::report_workloads(
+            signed(NODE),
+            id,
+            4,
+            ok.clone()
+        ));
+        assert_noop!(
+            Deployments::report_workloads(signed(NODE), id, 4, err.clone()),
+            Error::<Test>::ReportTooEarly
+        );
+        // Older than the last accepted one: refused, whenever.
+        set_time(GENESIS_TIME + REPORT_INTERVAL);
+        assert_noop!(
+            Deployments::report_workloads(signed(NODE), id, 3, err.clone()),
+            Error::<Test>::StaleReport
+        );
+        assert_ok!(Deployments::report_workloads(signed(NODE), id, 4, err));
+    });
+}
+
+// ---- No one can jam contract creation; a million contracts ----
+
+#[test]
+fn no_full_bucket_blocks_creation_and_every_contract_is_billed() {
+    build_and_execute(|| {
+        // More contracts than 4 buckets of 3 held, created in one second.
+        let owners = [ALICE, BOB];
+        let ids: Vec<u64> = (0..26)
+            .map(|i| {
+                let owner = owners[i % 2];
+                let id = crate::NextContractId::<Test>::get();
+                assert_ok!(Deployments::create_contract(signed(owner), NODE, tiny()));
+                id
+            })
+            .collect();
+        set_time(GENESIS_TIME + HOUR);
+        bill_now();
+        for id in ids {
+            let c = Contracts::<Test>::get(id).unwrap();
+            assert_eq!(
+                (c.last_billed, c.next_bill),
+                (GENESIS_TIME + HOUR, GENESIS_TIME + 2 * HOUR)
+            );
+        }
+    });
+}
+
+#[test]
+fn a_block_bills_a_bounded_number_of_contracts_and_walks_a_bounded_time() {
+    build_and_execute(|| {
+        for _ in 0..7 {
+            assert_ok!(Deployments::create_contract(signed(ALICE), NODE, tiny()));
+        }
+        // Seven contracts fall due in one second; each block bills at most three.
+        set_time(GENESIS_TIME + HOUR - 1);
+        bill_now();
+        set_time(GENESIS_TIME + HOUR);
+        let billed = || {
+            (0..7)
+                .filter(|id| Contracts::<Test>::get(id).unwrap().last_billed == now())
+                .count()
+        };
+        let weight = Deployments::on_initialize(2);
+        assert_eq!(billed(), MAX_BILLS as usize);
+        assert_eq!(weight, <() as crate::WeightInfo>::bill_due(MAX_BILLS, 1));
+        Deployments::on_initialize(3);
+        assert_eq!(billed(), 6);
+        Deployments::on_initialize(4);
+        assert_eq!(billed(), 7);
+        assert_eq!(BillingCursor::<Test>::get(), Some(now() + 1));
+
+        // A chain that stood still for a day catches up MAX_SECONDS of the queue per block.
+        set_time(now() + 24 * HOUR);
+        let (_, seconds) = Deployments::bill_due(now());
+        assert_eq!(seconds, MAX_SECONDS);
+        assert_eq!(
+            BillingCursor::<Test>::get(),
+            Some(GENESIS_TIME + HOUR + 1 + u64::from(MAX_SECONDS))
+        );
+        bill_now();
+        assert_eq!(billed(), 7);
+    });
+}
+
+#[test]
+fn a_million_live_contracts_bill_within_the_block_bound() {
+    build_and_execute(|| {
+        let template = create(ALICE);
+        let contract = Contracts::<Test>::get(template).unwrap();
+        // Contracts due over the next hour: 100 000 here, a million with
+        // ZOS_LIVE_CONTRACTS=1000000 (about two and a half minutes in the dev profile).
+        let live: u64 = std::env::var("ZOS_LIVE_CONTRACTS")
+            .map(|v| v.parse().expect("ZOS_LIVE_CONTRACTS is a number"))
+            .unwrap_or(100_000);
+        for id in 1..live {
+            let next_bill = GENESIS_TIME + 1 + id % HOUR;
+            Contracts::<Test>::insert(
+                id,
+                crate::Contract {
+                    next_bill,
+                    ..contract.clone()
+                },
+            );
+            BillingQueue::<Test>::insert(next_bill, id, ());
+        }
+        set_time(GENESIS_TIME + 2);
+        let started = std::time::Instant::now();
+        let weight = Deployments::on_initialize(2);
+        let took = started.elapsed();
+        let bound = <() as crate::WeightInfo>::bill_due(MAX_BILLS, MAX_SECONDS);
+        assert!(weight.all_lte(bound), "{weight:?} over {bound:?}");
+        // Due at seconds 1 and 2: about 2 * live / HOUR, of which the block bills MAX_BILLS.
+        let billed: Vec<u64> = (1..live)
+            .filter(|id| Contracts::<Test>::get(id).unwrap().last_billed == now())
+            .collect();
+        assert_eq!(billed.len(), MAX_BILLS as usize);
+        println!(
+            "{live} live contracts: one block billed {MAX_BILLS} in {took:?}, weight {weight:?}"
+        );
+        // Only the test's own contract stays for the invariants check.
+        for id in 1..live {
+            let c = Contracts::<Test>::take(id).unwrap();
+            BillingQueue::<Test>::remove(c.next_bill, id);
+        }
+    });
+}
+
+#[test]
+fn storage_is_paid_by_a_deposit_held_and_returned_at_the_end() {
+    build_and_execute(|| {
+        let d = deployment(1, 1, 1);
+        let id = create(ALICE);
+        let bytes = crate::ContractDeployment::<Test>::get(id).unwrap().len() as u64
+            + 2 * WorkloadReport::max_encoded_len() as u64;
+        let deposit = DEPOSIT_BASE + DEPOSIT_PER_BYTE * bytes;
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), deposit);
+        assert_eq!(Deployments::deposit_for(&d, d.encode().len()), deposit);
+        // A larger deployment holds more; a smaller one gives back.
+        let mut larger = deployment(2, 1, 1);
+        larger.description = vec![b'x'; 200].try_into().unwrap();
+        assert_ok!(Deployments::update_contract(signed(ALICE), id, larger));
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), deposit + 200 + 1);
+        assert_ok!(Deployments::update_contract(
+            signed(ALICE),
+            id,
+            deployment(3, 1, 1)
+        ));
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), deposit);
+        assert_ok!(Deployments::cancel_contract(signed(ALICE), id));
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), 0);
+    });
+}
+
+#[test]
+fn a_group_owner_holds_its_deposit_the_same_way() {
+    build_and_execute(|| {
+        use polkadot_sdk::pallet_multisig;
+        let group = pallet_multisig::Pallet::<Test>::multi_account_id(&[ALICE, BOB], 2);
+        assert_ok!(Balances::transfer_allow_death(
+            signed(ALICE),
+            group,
+            10 * HOURLY + 10_000
+        ));
+        let call: RuntimeCall = crate::Call::<Test>::create_contract {
+            node: NODE,
+            deployment: deployment(1, 1, 1),
+        }
+        .into();
+        let max_weight = polkadot_sdk::frame_support::weights::Weight::from_parts(1 << 40, 1 << 30);
+        assert_ok!(Multisig::as_multi(
+            signed(ALICE),
+            2,
+            vec![BOB],
+            None,
+            Box::new(call.clone()),
+            max_weight
+        ));
+        let timepoint = Multisig::timepoint();
+        assert_ok!(Multisig::as_multi(
+            signed(BOB),
+            2,
+            vec![ALICE],
+            Some(timepoint),
+            Box::new(call),
+            max_weight
+        ));
+        let c = Contracts::<Test>::get(0).unwrap();
+        assert_eq!(c.owner, group);
+        assert_eq!(held(HoldReason::StorageDeposit, group), c.deposit);
+        assert_eq!(held(HoldReason::BillingReserve, group), HOURLY);
+        assert_eq!(held(HoldReason::StorageDeposit, ALICE), 0);
+    });
+}
+
+#[test]
+fn owners_and_nodes_have_a_limit_of_live_contracts() {
+    build_and_execute(|| {
+        for _ in 0..PER_OWNER {
+            assert_ok!(Deployments::create_contract(signed(ALICE), NODE, tiny()));
+        }
+        assert_noop!(
+            Deployments::create_contract(signed(ALICE), NODE, tiny()),
+            Error::<Test>::TooManyOwnerContracts
+        );
+        for _ in PER_OWNER..PER_NODE {
+            assert_ok!(Deployments::create_contract(signed(BOB), NODE, tiny()));
+        }
+        assert_noop!(
+            Deployments::create_contract(signed(BOB), NODE, tiny()),
+            Error::<Test>::TooManyNodeContracts
+        );
+        // Ending one makes room again.
+        assert_ok!(Deployments::cancel_contract(signed(ALICE), 0));
+        assert_ok!(Deployments::create_contract(signed(BOB), NODE, tiny()));
+    });
+}
+
+// ---- No one can drain an owner or squat a node ----
+
+#[test]
+fn consumption_beyond_the_reservation_is_refused() {
+    build_and_execute(|| {
+        // One vCPU and 1 GiB, reported on after 100 seconds: at most 105 s of CPU (with the
+        // headroom), 1 GiB of memory and 105 MiB of traffic.
+        let id = create(ALICE);
+        set_time(GENESIS_TIME + 100);
+        let limit = 1000 * (100 + billing::ALLOWANCE_HEADROOM_SECS);
+        let report = |c: Consumption| -> BoundedVec<_, _> { vec![(id, c)].try_into().unwrap() };
+        let fair = Consumption {
+            cpu_ms: limit,
+            memory_peak: 1 << 30,
+            net_rx: NET_PER_SEC * 50,
+            net_tx: NET_PER_SEC * 55,
+        };
+        assert_noop!(
+            Deployments::report_consumption(
+                signed(NODE),
+                report(Consumption {
+                    cpu_ms: limit + 1,
+                    ..fair
+                })
+            ),
+            Error::<Test>::CpuOverReservation
+        );
+        assert_noop!(
+            Deployments::report_consumption(
+                signed(NODE),
+                report(Consumption {
+                    memory_peak: (1 << 30) + 1,
+                    ..fair
+                })
+            ),
+            Error::<Test>::MemoryOverReservation
+        );
+        assert_noop!(
+            Deployments::report_consumption(
+                signed(NODE),
+                report(Consumption {
+                    net_tx: NET_PER_SEC * 55 + 1,
+                    ..fair
+                })
+            ),
+            Error::<Test>::NetworkOverBound
+        );
+        assert_ok!(Deployments::report_consumption(signed(NODE), report(fair)));
+        // All of it was used: a minute later, a minute's worth is all that fits.
+        set_time(GENESIS_TIME + 160);
+        assert_noop!(
+            Deployments::report_consumption(
+                signed(NODE),
+                report(Consumption {
+                    cpu_ms: 60_001,
+                    ..Default::default()
+                })
+            ),
+            Error::<Test>::CpuOverReservation
+        );
+        assert_ok!(Deployments::report_consumption(
+            signed(NODE),
+            report(Consumption {
+                cpu_ms: 60_000,
+                ..Default::default()
+            })
+        ));
+    });
+}
+
+#[test]
+fn creating_holds_the_first_billing_period_so_one_balance_backs_one_contract() {
+    build_and_execute(|| {
+        let first_period = Deployments::reserve_for(&cap(1, 1));
+        assert_eq!(first_period, HOURLY);
+        // Enough for one contract's deposit and first period, not for two.
+        let d = deployment(1, 1, 1);
+        let deposit = Deployments::deposit_for(&d, d.encode().len());
+        assert_ok!(Balances::transfer_allow_death(
+            signed(ALICE),
+            POOR,
+            deposit + HOURLY + HOURLY / 2
+        ));
+        assert_ok!(Deployments::create_contract(signed(POOR), NODE, d.clone()));
+        assert_eq!(held(HoldReason::BillingReserve, POOR), HOURLY);
+        assert_noop!(
+            Deployments::create_contract(signed(POOR), NODE, d),
+            Error::<Test>::InsufficientBalance
+        );
+    });
+}
+
+#[test]
+fn debt_at_cancel_is_settled_from_what_is_held_before_anything_is_forgiven() {
+    build_and_execute(|| {
+        let id = create(BOB);
+        // BOB empties his free balance; half an hour later he cancels.
+        assert_ok!(Balances::transfer_allow_death(
+            signed(BOB),
+            ALICE,
+            Balances::balance(&BOB) - 1
+        ));
+        set_time(GENESIS_TIME + HOUR / 2);
+        let farmer = Balances::balance(&FARMER);
+        assert_ok!(Deployments::cancel_contract(signed(BOB), id));
+        // The deposit came back and paid; nothing was forgiven; the rest of the reserve came back.
+        assert_eq!(Balances::balance(&FARMER) - farmer, HOURLY / 2);
+        assert!(!events()
+            .iter()
+            .any(|e| matches!(e, Event::DebtForgiven { .. })));
+        assert_eq!(total(BOB), 1 + deposit_of_default() + HOURLY - HOURLY / 2);
+    });
+}
+
+fn deposit_of_default() -> u64 {
+    let d = deployment(1, 1, 1);
+    Deployments::deposit_for(&d, d.encode().len())
+}
+
+#[test]
+fn time_a_node_is_down_is_not_billed() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        // Up 20 minutes, said down for 30, up again for the last 10 of the hour.
+        set_time(GENESIS_TIME + 20 * 60);
+        assert_ok!(Grid::report_down(signed(NODE)));
+        set_time(GENESIS_TIME + 50 * 60);
+        assert_ok!(Grid::report_uptime(signed(NODE), 1, now()));
+        set_time(GENESIS_TIME + HOUR);
+        bill_now();
+        assert_eq!(billed_to(id), HOURLY / 2);
+
+        // Silent past OFFLINE_AFTER: billed up to OFFLINE_AFTER after its last report.
+        set_time(GENESIS_TIME + 50 * 60 + OFFLINE_AFTER + HOUR);
+        bill_now();
+        let hours_up = (OFFLINE_AFTER - 10 * 60) / HOUR; // 10 minutes already billed
+        assert_eq!(
+            billed_to(id),
+            HOURLY / 2 + HOURLY * (OFFLINE_AFTER - 10 * 60) / HOUR
+        );
+        assert!(hours_up > 0);
+    });
+}
+
+#[test]
+fn workloads_the_node_cannot_run_are_not_billed() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        // After half an hour the node says it cannot run the container: only the 10 GiB
+        // volume is billed from then on.
+        set_time(GENESIS_TIME + HOUR / 2);
+        assert_ok!(Deployments::report_workloads(
+            signed(NODE),
+            id,
+            1,
+            workloads(&[
+                ("data", WorkloadStatus::Ok),
+                ("web", WorkloadStatus::Unsupported)
+            ])
+        ));
+        assert_eq!(
+            Contracts::<Test>::get(id).unwrap().unsupported,
+            Capacity {
+                sru: 0,
+                ..cap(1, 1)
+            }
+        );
+        set_time(GENESIS_TIME + HOUR);
+        bill_now();
+        let volume_hourly = 10 * 10;
+        assert_eq!(billed_to(id), HOURLY / 2 + volume_hourly / 2);
+    });
+}
+
+// ---- Capacity in the units users ask for ----
+
+#[test]
+fn cpu_is_reserved_in_the_thousandths_a_deployment_asks_for() {
+    build_and_execute(|| {
+        let small = |cpu: &str| {
+            DeploymentFile::from_yaml(&format!(
+                "workloads: [{{ name: c, container: {{ image: {IMAGE}, cpu: {cpu}, memory: 16MiB }} }}]"
+            ))
+            .unwrap()
+            .into_deployment(None)
+            .unwrap()
+        };
+        // A 4-vCPU node: a 0.5 and then 35 containers of 0.1 fit; a 36th does not.
+        assert_ok!(Deployments::create_contract(
+            signed(ALICE),
+            NODE,
+            small("0.5")
+        ));
+        for i in 0..29u32 {
+            let owner = if i < 19 { ALICE } else { BOB };
+            assert_ok!(Deployments::create_contract(
+                signed(owner),
+                NODE,
+                small("0.1")
+            ));
+        }
+        assert_eq!(Reserved::<Test>::get(NODE).cpu_millis, 500 + 29 * 100);
+        assert_noop!(
+            Deployments::create_contract(signed(BOB), NODE, small("0.7")),
+            Error::<Test>::InsufficientCapacity
+        );
+        // A tenth of a vCPU pays a tenth of the vCPU price.
+        assert_eq!(
+            Deployments::reserve_for(&Capacity {
+                cpu_millis: 100,
+                ..Default::default()
+            }),
+            100
+        );
+    });
+}
+
+// ---- Updates that the node would not apply are refused ----
+
+#[test]
+fn an_update_that_changes_a_workload_without_raising_its_version_is_refused() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        // Version 2 of the deployment with the container changed, its own version still 1.
+        let mut d = deployment(2, 2, 1);
+        d.workloads[1].version = 1;
+        assert_noop!(
+            Deployments::update_contract(signed(ALICE), id, d),
+            Error::<Test>::UpdateRefused(UpdateRefusal {
+                rule: UpdateRule::SpecChangedWithoutVersion,
+                workload: 1,
+            })
+        );
+    });
+}
+
+#[test]
+fn an_update_that_shrinks_a_volume_is_refused() {
+    build_and_execute(|| {
+        let id = create(ALICE);
+        let mut d = deployment(2, 1, 1);
+        let zos_contracts::WorkloadSpec::Volume(v) = &mut d.workloads[0].spec else {
+            panic!("the first workload is the volume")
+        };
+        v.size = 1 << 30;
+        assert_noop!(
+            Deployments::update_contract(signed(ALICE), id, d),
+            Error::<Test>::UpdateRefused(UpdateRefusal {
+                rule: UpdateRule::Shrink,
+                workload: 0,
+            })
         );
     });
 }

@@ -6,7 +6,7 @@ use polkadot_sdk::frame_support::{
     BoundedVec,
 };
 use scale_info::TypeInfo;
-use zos_contracts::{limits, Capacity, Name, ValidationErrorKind};
+use zos_contracts::{limits, Capacity, Name, UpdateRule, ValidationErrorKind};
 
 /// A contract's id.
 pub type ContractId = u64;
@@ -64,20 +64,32 @@ pub struct Contract<AccountId, Balance> {
     pub node: AccountId,
     /// The deployment's version.
     pub version: u32,
-    /// The deployment, SCALE-encoded.
-    pub deployment: EncodedDeployment,
-    /// The deployment's canonical hash.
+    /// The deployment's canonical hash; the deployment itself is kept apart
+    /// (`ContractDeployment`), so that billing reads only this record.
     pub hash: [u8; 32],
     /// The capacity it reserves on the node.
     pub capacity: Capacity,
+    /// The part of `capacity` whose workloads the node reported it cannot run
+    /// ([`WorkloadStatus::Unsupported`]): reserved, but not billed.
+    pub unsupported: Capacity,
     /// Active or in its grace period.
     pub state: ContractState,
     /// Chain time of its creation, unix seconds.
     pub created_at: u64,
     /// Chain time it was billed up to, unix seconds.
     pub last_billed: u64,
+    /// The node's lifetime downtime (seconds) at `last_billed`; what it grew by since is not
+    /// billed.
+    pub downtime_mark: u64,
+    /// Chain time of its next bill: its place in the billing queue.
+    pub next_bill: u64,
     /// What the owner owes and has not paid.
     pub unpaid: Balance,
+    /// Held from the owner for the bytes this contract keeps in storage; returned at its end.
+    pub deposit: Balance,
+    /// Held from the owner since creation (its first billing period); what is owed at the end
+    /// is settled from it before anything is forgiven, the rest is returned.
+    pub reserve: Balance,
 }
 
 /// The state of one workload, as its node sees it.
@@ -102,6 +114,8 @@ pub enum WorkloadStatus {
     Paused,
     /// Removed from the node.
     Deleted,
+    /// This node cannot run this kind of workload; it is not billed.
+    Unsupported,
 }
 
 /// Longest message in a workload report, bytes.
@@ -170,7 +184,13 @@ impl Consumption {
     }
 }
 
-/// Consumption kept for a contract.
+/// Consumption kept for a contract, and what may still be reported.
+///
+/// A contract can consume at most what it reserved: CPU time up to its reserved thousandths of a
+/// vCPU times the seconds it existed (a thousandth for a second is a millisecond), traffic up to
+/// [`crate::Config::MaxNetworkBytesPerSecond`] times the seconds. The allowances grow with chain
+/// time at the reservation of the moment and shrink by what is reported, so jitter between a
+/// node's sampling and chain time evens out, and a report beyond them is refused.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode, TypeInfo, MaxEncodedLen)]
 pub struct UsageRecord {
     /// Reported since the last bill.
@@ -179,6 +199,14 @@ pub struct UsageRecord {
     pub total: Consumption,
     /// Chain time of the last accepted report, unix seconds.
     pub last_report: Option<u64>,
+    /// CPU time, milliseconds, that may still be reported.
+    pub cpu_allowance_ms: u64,
+    /// Bytes of traffic that may still be reported.
+    pub net_allowance: u64,
+    /// The largest memory reserved since the last report, bytes.
+    pub memory_allowance: u64,
+    /// Chain time the allowances were grown to, unix seconds.
+    pub allowance_at: u64,
 }
 
 /// Prices, in the smallest unit of the currency.
@@ -219,4 +247,18 @@ pub struct InvalidReason(pub ValidationErrorKind);
 
 impl PalletError for InvalidReason {
     const MAX_ENCODED_SIZE: usize = 1;
+}
+
+/// Why an update was refused: the rule it breaks and the position of the workload that breaks it
+/// in the new deployment (see [`zos_contracts::check_update`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct UpdateRefusal {
+    /// The rule.
+    pub rule: UpdateRule,
+    /// The workload's index in the new deployment.
+    pub workload: u8,
+}
+
+impl PalletError for UpdateRefusal {
+    const MAX_ENCODED_SIZE: usize = 2;
 }

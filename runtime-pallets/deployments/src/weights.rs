@@ -20,8 +20,8 @@ pub trait WeightInfo {
     fn report_consumption(n: u32) -> Weight;
     /// `set_pricing`.
     fn set_pricing() -> Weight;
-    /// Billing a bucket of `n` contracts in `on_initialize`.
-    fn bill_bucket(n: u32) -> Weight;
+    /// Billing in `on_initialize`: `b` contracts billed over `s` seconds of the billing queue.
+    fn bill_due(b: u32, s: u32) -> Weight;
 }
 
 impl WeightInfo for () {
@@ -53,14 +53,16 @@ impl WeightInfo for () {
     fn set_pricing() -> Weight {
         Weight::from_parts(10_000_000, 0).saturating_add(RocksDbWeight::get().writes(1))
     }
-    fn bill_bucket(n: u32) -> Weight {
+    fn bill_due(b: u32, s: u32) -> Weight {
         Weight::from_parts(5_000_000, 2_000)
-            .saturating_add(Weight::from_parts(80_000_000, 20_000).saturating_mul(n.into()))
-            .saturating_add(RocksDbWeight::get().reads(1))
+            .saturating_add(Weight::from_parts(80_000_000, 20_000).saturating_mul(b.into()))
+            .saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(s.into()))
+            .saturating_add(RocksDbWeight::get().reads_writes(1, 1))
+            .saturating_add(RocksDbWeight::get().reads(1).saturating_mul(s.into()))
             .saturating_add(
                 RocksDbWeight::get()
-                    .reads_writes(6, 5)
-                    .saturating_mul(n.into()),
+                    .reads_writes(4, 5)
+                    .saturating_mul(b.into()),
             )
     }
 }

@@ -7,7 +7,7 @@ use polkadot_sdk::{frame_benchmarking::v2::*, frame_system::RawOrigin};
 
 fn capacity() -> Capacity {
     Capacity {
-        cru: 64,
+        cpu_millis: 64_000,
         mru: 256 << 30,
         sru: 4 << 40,
         hru: 16 << 40,
@@ -28,6 +28,8 @@ fn farm_and_node<T: Config>() -> (T::AccountId, T::AccountId) {
         b"bench-farm".to_vec(),
     )
     .expect("fresh farm name; qed");
+    Pallet::<T>::approve_node(RawOrigin::Signed(farmer.clone()).into(), 0, node.clone())
+        .expect("the farm's owner approves; qed");
     Pallet::<T>::register_node(
         RawOrigin::Signed(node.clone()).into(),
         0,
@@ -55,9 +57,14 @@ mod benchmarks {
     #[benchmark]
     fn register_node() {
         let farmer: T::AccountId = account("farmer", 0, 0);
-        Pallet::<T>::create_farm(RawOrigin::Signed(farmer).into(), b"bench-farm".to_vec())
-            .expect("fresh farm name; qed");
+        Pallet::<T>::create_farm(
+            RawOrigin::Signed(farmer.clone()).into(),
+            b"bench-farm".to_vec(),
+        )
+        .expect("fresh farm name; qed");
         let node: T::AccountId = whitelisted_caller();
+        Pallet::<T>::approve_node(RawOrigin::Signed(farmer).into(), 0, node.clone())
+            .expect("the farm's owner approves; qed");
         #[extrinsic_call]
         _(
             RawOrigin::Signed(node.clone()),
@@ -110,6 +117,28 @@ mod benchmarks {
         #[extrinsic_call]
         _(RawOrigin::Signed(farmer), 0);
         assert!(!Farms::<T>::contains_key(0));
+    }
+
+    #[benchmark]
+    fn approve_node() {
+        let farmer: T::AccountId = whitelisted_caller();
+        Pallet::<T>::create_farm(
+            RawOrigin::Signed(farmer.clone()).into(),
+            b"bench-farm".to_vec(),
+        )
+        .expect("fresh farm name; qed");
+        let node: T::AccountId = account("node", 0, 0);
+        #[extrinsic_call]
+        _(RawOrigin::Signed(farmer), 0, node.clone());
+        assert!(NodeApprovals::<T>::contains_key(0, &node));
+    }
+
+    #[benchmark]
+    fn report_down() {
+        let (_, node) = farm_and_node::<T>();
+        #[extrinsic_call]
+        _(RawOrigin::Signed(node.clone()));
+        assert!(Nodes::<T>::get(&node).is_some_and(|n| n.down_since.is_some()));
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

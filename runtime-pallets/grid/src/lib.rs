@@ -4,7 +4,12 @@
 //! registered by the node itself: its account is its ed25519 public key, so the chain knows the
 //! key it signs reports with and the key secrets are sealed to. A node states its capacity, its
 //! WireGuard public key and endpoint, and reports its uptime; its status (up or down) is derived
-//! from its last report.
+//! from its last report, or from its own word that it is going down.
+//!
+//! A node joins a farm only with the farmer's consent: the farm's owner approves the node's
+//! account first ([`Pallet::approve_node`]), and the node's registration consumes the approval.
+//! So no one can attach a node to someone else's farm, and the farmer is paid only for nodes they
+//! chose.
 //!
 //! Other pallets see nodes through [`NodeRegistry`]; this pallet asks whether a node still
 //! carries contracts through [`Config::NodeUsage`] before it lets the node go.
@@ -68,6 +73,11 @@ pub struct Node<BlockNumber> {
     pub last_report: Option<u64>,
     /// Seconds the node said it had been up in its last report.
     pub uptime: u64,
+    /// Since when (unix seconds) the node has said it is down, until its next uptime report.
+    pub down_since: Option<u64>,
+    /// Seconds the node was down before its last uptime report, over its whole life: the
+    /// stretches it said it was down, and those it was silent past [`Config::OfflineAfter`].
+    pub downtime: u64,
 }
 
 /// Whether a node is reachable, derived from its last report.
@@ -99,6 +109,9 @@ pub struct NodeInfo<AccountId> {
     pub capacity: Capacity,
     /// Whether it is up.
     pub status: NodeStatus,
+    /// Seconds it has been down over its whole life, up to now (see [`Node::downtime`]); what
+    /// was down between two readings is the difference, and is not billed.
+    pub downtime: u64,
 }
 
 /// Read access to the registered nodes, for other pallets.
@@ -167,6 +180,11 @@ pub mod pallet {
     pub type Nodes<T: Config> =
         StorageMap<_, Blake2_128Concat, T::AccountId, Node<BlockNumberFor<T>>>;
 
+    /// Nodes the farm's owner approved and that have not registered yet.
+    #[pallet::storage]
+    pub type NodeApprovals<T: Config> =
+        StorageDoubleMap<_, Blake2_128Concat, FarmId, Blake2_128Concat, T::AccountId, ()>;
+
     /// The nodes of each farm.
     #[pallet::storage]
     pub type FarmNodes<T: Config> =
@@ -204,6 +222,10 @@ pub mod pallet {
         },
         /// A node was removed.
         NodeRemoved { node: T::AccountId, farm: FarmId },
+        /// A farm's owner approved a node, which may now register under the farm.
+        NodeApproved { farm: FarmId, node: T::AccountId },
+        /// A node said it is going down; it is down until its next uptime report.
+        NodeWentDown { node: T::AccountId, at: u64 },
     }
 
     #[pallet::error]
@@ -236,6 +258,10 @@ pub mod pallet {
         NodeHasContracts,
         /// No more farm ids.
         FarmIdOverflow,
+        /// The farm's owner has not approved this node (`approve_node`).
+        NodeNotApproved,
+        /// The node already said it is down.
+        AlreadyDown,
     }
 
     #[pallet::call]
@@ -285,7 +311,14 @@ pub mod pallet {
             let node = ensure_signed(origin)?;
             ensure!(!Nodes::<T>::contains_key(&node), Error::<T>::NodeExists);
             ensure!(Farms::<T>::contains_key(farm), Error::<T>::UnknownFarm);
-            ensure!(capacity.cru > 0 && capacity.mru > 0, Error::<T>::NoCapacity);
+            ensure!(
+                NodeApprovals::<T>::contains_key(farm, &node),
+                Error::<T>::NodeNotApproved
+            );
+            ensure!(
+                capacity.cpu_millis > 0 && capacity.mru > 0,
+                Error::<T>::NoCapacity
+            );
             let endpoint = Self::endpoint(endpoint)?;
             Nodes::<T>::insert(
                 &node,
@@ -298,8 +331,11 @@ pub mod pallet {
                     last_seen: T::UnixTime::now().as_secs(),
                     last_report: None,
                     uptime: 0,
+                    down_since: None,
+                    downtime: 0,
                 },
             );
+            NodeApprovals::<T>::remove(farm, &node);
             FarmNodes::<T>::insert(farm, &node, ());
             Self::deposit_event(Event::NodeRegistered {
                 node,
@@ -319,7 +355,10 @@ pub mod pallet {
             endpoint: Vec<u8>,
         ) -> DispatchResult {
             let node = ensure_signed(origin)?;
-            ensure!(capacity.cru > 0 && capacity.mru > 0, Error::<T>::NoCapacity);
+            ensure!(
+                capacity.cpu_millis > 0 && capacity.mru > 0,
+                Error::<T>::NoCapacity
+            );
             let endpoint = Self::endpoint(endpoint)?;
             Nodes::<T>::try_mutate(&node, |n| {
                 let n = n.as_mut().ok_or(Error::<T>::UnknownNode)?;
@@ -353,6 +392,8 @@ pub mod pallet {
                     .last_report
                     .is_some_and(|last| now < last.saturating_add(T::MinUptimeInterval::get()));
                 ensure!(!too_early, Error::<T>::ReportTooEarly);
+                n.downtime = Self::downtime_at(n, now);
+                n.down_since = None;
                 n.last_seen = now;
                 n.last_report = Some(now);
                 n.uptime = uptime;
@@ -407,9 +448,64 @@ pub mod pallet {
             let f = Farms::<T>::get(farm).ok_or(Error::<T>::UnknownFarm)?;
             Self::do_remove_farm(farm, f)
         }
+
+        /// The farm's owner lets `node` register under `farm`; the registration consumes it.
+        #[pallet::call_index(8)]
+        #[pallet::weight(T::WeightInfo::approve_node())]
+        pub fn approve_node(
+            origin: OriginFor<T>,
+            farm: FarmId,
+            node: T::AccountId,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let f = Farms::<T>::get(farm).ok_or(Error::<T>::UnknownFarm)?;
+            ensure!(f.owner == who, Error::<T>::NotFarmOwner);
+            ensure!(!Nodes::<T>::contains_key(&node), Error::<T>::NodeExists);
+            NodeApprovals::<T>::insert(farm, &node, ());
+            Self::deposit_event(Event::NodeApproved { farm, node });
+            Ok(())
+        }
+
+        /// The calling node says it is going down (a shutdown, maintenance): from now until its
+        /// next uptime report it is down, takes no new contracts, and its contracts are not
+        /// billed for the time.
+        #[pallet::call_index(9)]
+        #[pallet::weight(T::WeightInfo::report_down())]
+        pub fn report_down(origin: OriginFor<T>) -> DispatchResult {
+            let node = ensure_signed(origin)?;
+            let now = T::UnixTime::now().as_secs();
+            Nodes::<T>::try_mutate(&node, |n| {
+                let n = n.as_mut().ok_or(Error::<T>::UnknownNode)?;
+                ensure!(
+                    Self::node_status(n) == NodeStatus::Up,
+                    Error::<T>::AlreadyDown
+                );
+                n.down_since = Some(now);
+                Ok::<_, Error<T>>(())
+            })?;
+            Self::deposit_event(Event::NodeWentDown { node, at: now });
+            Ok(())
+        }
     }
 
     impl<T: Config> Pallet<T> {
+        /// When the node's current down stretch started, if it is down at `now`: when it said so,
+        /// or [`Config::OfflineAfter`] after it was last seen.
+        fn down_from(node: &Node<BlockNumberFor<T>>, now: u64) -> Option<u64> {
+            let silent_from = node.last_seen.saturating_add(T::OfflineAfter::get());
+            match node.down_since {
+                Some(since) => Some(since.min(silent_from)),
+                None if now > silent_from => Some(silent_from),
+                None => None,
+            }
+        }
+
+        /// Seconds the node has been down over its life, up to `now`.
+        pub fn downtime_at(node: &Node<BlockNumberFor<T>>, now: u64) -> u64 {
+            let current = Self::down_from(node, now).map_or(0, |from| now.saturating_sub(from));
+            node.downtime.saturating_add(current)
+        }
+
         fn endpoint(
             endpoint: Vec<u8>,
         ) -> Result<BoundedVec<u8, ConstU32<MAX_ENDPOINT_LEN>>, Error<T>> {
@@ -455,7 +551,9 @@ pub mod pallet {
         /// A node's status at the current chain time.
         pub fn node_status(node: &Node<BlockNumberFor<T>>) -> NodeStatus {
             let now = T::UnixTime::now().as_secs();
-            if now.saturating_sub(node.last_seen) <= T::OfflineAfter::get() {
+            if node.down_since.is_none()
+                && now.saturating_sub(node.last_seen) <= T::OfflineAfter::get()
+            {
                 NodeStatus::Up
             } else {
                 NodeStatus::Down
@@ -471,6 +569,7 @@ pub mod pallet {
                 farmer,
                 capacity: n.capacity,
                 status: Self::node_status(&n),
+                downtime: Self::downtime_at(&n, T::UnixTime::now().as_secs()),
             })
         }
     }

@@ -11,7 +11,7 @@ const OTHER: u64 = 99;
 
 fn cap() -> Capacity {
     Capacity {
-        cru: 4,
+        cpu_millis: 4000,
         mru: 8 << 30,
         sru: 100 << 30,
         hru: 0,
@@ -24,6 +24,7 @@ fn origin(who: u64) -> RuntimeOrigin {
 
 fn farm_and_node() {
     assert_ok!(Grid::create_farm(origin(FARMER), b"farm-1".to_vec()));
+    assert_ok!(Grid::approve_node(origin(FARMER), 0, NODE));
     assert_ok!(Grid::register_node(
         origin(NODE),
         0,
@@ -92,6 +93,7 @@ fn nodes_register_themselves_under_a_farm() {
             Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"10.0.0.1:51820".to_vec()),
             Error::<Test>::NodeExists
         );
+        assert_ok!(Grid::approve_node(origin(FARMER), 0, 11));
         assert_noop!(
             Grid::register_node(origin(11), 0, Capacity::default(), [7; 32], b"h:1".to_vec()),
             Error::<Test>::NoCapacity
@@ -119,7 +121,10 @@ fn nodes_update_their_own_record() {
             Error::<Test>::UnknownNode
         );
         farm_and_node();
-        let bigger = Capacity { cru: 8, ..cap() };
+        let bigger = Capacity {
+            cpu_millis: 8000,
+            ..cap()
+        };
         assert_ok!(Grid::update_node(
             origin(NODE),
             bigger,
@@ -229,6 +234,12 @@ fn nodes_are_removed_by_themselves_or_their_farmer_when_free() {
         );
         assert!(Nodes::<Test>::get(NODE).is_none());
 
+        // The approval was used up by the first registration.
+        assert_noop!(
+            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"h:1".to_vec()),
+            Error::<Test>::NodeNotApproved
+        );
+        assert_ok!(Grid::approve_node(origin(FARMER), 0, NODE));
         assert_ok!(Grid::register_node(
             origin(NODE),
             0,
@@ -300,5 +311,86 @@ fn farm_ids_do_not_wrap() {
             Grid::create_farm(origin(FARMER), b"last".to_vec()),
             Error::<Test>::FarmIdOverflow
         );
+    });
+}
+
+#[test]
+fn a_node_joins_a_farm_only_with_its_farmers_approval() {
+    new_test_ext().execute_with(|| {
+        assert_ok!(Grid::create_farm(origin(FARMER), b"farm-1".to_vec()));
+        // A stranger's node cannot attach itself to the farm.
+        assert_noop!(
+            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"h:1".to_vec()),
+            Error::<Test>::NodeNotApproved
+        );
+        // Only the farm's owner approves.
+        assert_noop!(
+            Grid::approve_node(origin(OTHER), 0, NODE),
+            Error::<Test>::NotFarmOwner
+        );
+        assert_noop!(
+            Grid::approve_node(origin(FARMER), 7, NODE),
+            Error::<Test>::UnknownFarm
+        );
+        assert_ok!(Grid::approve_node(origin(FARMER), 0, NODE));
+        System::assert_last_event(
+            Event::NodeApproved {
+                farm: 0,
+                node: NODE,
+            }
+            .into(),
+        );
+        // An approval for one farm does not open another.
+        assert_ok!(Grid::create_farm(origin(OTHER), b"farm-2".to_vec()));
+        assert_noop!(
+            Grid::register_node(origin(NODE), 1, cap(), [7; 32], b"h:1".to_vec()),
+            Error::<Test>::NodeNotApproved
+        );
+        assert_ok!(Grid::register_node(
+            origin(NODE),
+            0,
+            cap(),
+            [7; 32],
+            b"h:1".to_vec()
+        ));
+        assert!(!crate::NodeApprovals::<Test>::contains_key(0, NODE));
+        assert_noop!(
+            Grid::approve_node(origin(FARMER), 0, NODE),
+            Error::<Test>::NodeExists
+        );
+    });
+}
+
+#[test]
+fn downtime_counts_what_a_node_said_and_what_it_was_silent() {
+    new_test_ext().execute_with(|| {
+        farm_and_node();
+        let info = || <Grid as NodeRegistry<u64>>::node(&NODE).unwrap();
+        assert_eq!(info().downtime, 0);
+
+        // Said down at +100: down from then until its next report.
+        set_time(GENESIS_TIME + 100);
+        assert_ok!(Grid::report_down(origin(NODE)));
+        System::assert_last_event(
+            Event::NodeWentDown {
+                node: NODE,
+                at: GENESIS_TIME + 100,
+            }
+            .into(),
+        );
+        assert_noop!(Grid::report_down(origin(NODE)), Error::<Test>::AlreadyDown);
+        set_time(GENESIS_TIME + 400);
+        assert_eq!((info().status, info().downtime), (NodeStatus::Down, 300));
+        assert_ok!(Grid::report_uptime(origin(NODE), 5, GENESIS_TIME + 400));
+        assert_eq!((info().status, info().downtime), (NodeStatus::Up, 300));
+
+        // Silent: up for OFFLINE_AFTER after its report, then down until it reports again.
+        let back = GENESIS_TIME + 400 + OFFLINE_AFTER + 500;
+        set_time(back);
+        assert_eq!((info().status, info().downtime), (NodeStatus::Down, 800));
+        assert_ok!(Grid::report_uptime(origin(NODE), 5, back));
+        set_time(back + 60);
+        assert_eq!((info().status, info().downtime), (NodeStatus::Up, 800));
+        assert_noop!(Grid::report_down(origin(OTHER)), Error::<Test>::UnknownNode);
     });
 }

@@ -20,6 +20,10 @@ pub trait WeightInfo {
     fn remove_node() -> Weight;
     /// `remove_farm` and `force_remove_farm`.
     fn remove_farm() -> Weight;
+    /// `approve_node`.
+    fn approve_node() -> Weight;
+    /// `report_down`.
+    fn report_down() -> Weight;
 }
 
 impl WeightInfo for () {
@@ -46,5 +50,13 @@ impl WeightInfo for () {
     fn remove_farm() -> Weight {
         Weight::from_parts(20_000_000, 3_600)
             .saturating_add(RocksDbWeight::get().reads_writes(2, 2))
+    }
+    fn approve_node() -> Weight {
+        Weight::from_parts(15_000_000, 3_600)
+            .saturating_add(RocksDbWeight::get().reads_writes(2, 1))
+    }
+    fn report_down() -> Weight {
+        Weight::from_parts(15_000_000, 3_600)
+            .saturating_add(RocksDbWeight::get().reads_writes(1, 1))
     }
 }

@@ -8,7 +8,7 @@ use frame_support::{
     traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
     weights::{
         constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
-        IdentityFee, Weight,
+        ConstantMultiplier, IdentityFee, Weight,
     },
 };
 use frame_system::{
@@ -99,6 +99,9 @@ impl pallet_balances::Config for Runtime {
 
 parameter_types! {
     pub FeeMultiplier: Multiplier = Multiplier::one();
+    /// What each byte of a transaction costs on top of its weight: a 16 KiB deployment pays
+    /// about 0.16 ZOS to be submitted, a 150-byte call 0.0015 ZOS (docs/fees.md).
+    pub const TransactionByteFee: Balance = 10 * MICRO_UNIT;
 }
 
 impl pallet_transaction_payment::Config for Runtime {
@@ -106,7 +109,7 @@ impl pallet_transaction_payment::Config for Runtime {
     type OnChargeTransaction = FungibleAdapter<Balances, ()>;
     type OperationalFeeMultiplier = ConstU8<5>;
     type WeightToFee = IdentityFee<Balance>;
-    type LengthToFee = IdentityFee<Balance>;
+    type LengthToFee = ConstantMultiplier<Balance, TransactionByteFee>;
     type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
     type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
 }
@@ -174,17 +177,36 @@ parameter_types! {
     pub storage GracePeriod: u64 = GRACE_PERIOD;
 }
 
+/// The most contracts one block bills: at the measured weight of a bill, about a fifth of the
+/// block (docs/benchmarks.md).
+pub const MAX_BILLS_PER_BLOCK: u32 = 2_000;
+
+parameter_types! {
+    /// Held per contract for the records every contract keeps (contract, indexes, usage, queue).
+    pub const ContractDepositBase: Balance = 100 * MILLI_UNIT;
+    /// Held per byte of deployment and of the workload states its node may report.
+    pub const ContractDepositPerByte: Balance = 100 * MICRO_UNIT;
+}
+
 impl pallet_deployments::Config for Runtime {
     type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
     type Nodes = Grid;
     type AdminOrigin = EnsureRoot<AccountId>;
     type UnixTime = Timestamp;
     type BillingPeriod = BillingPeriod;
     type GracePeriod = GracePeriod;
-    type BillingBuckets = ConstU32<100>;
-    type MaxContractsPerBucket = ConstU32<200>;
+    type MaxBillsPerBlock = ConstU32<MAX_BILLS_PER_BLOCK>;
+    // An hour of chain time per block: a chain that stood still a day catches up in 24 blocks.
+    type MaxBillingSecondsPerBlock = ConstU32<3600>;
+    type MaxContractsPerOwner = ConstU32<10_000>;
+    type MaxContractsPerNode = ConstU32<2_000>;
+    type DepositBase = ContractDepositBase;
+    type DepositPerByte = ContractDepositPerByte;
     type MinReportInterval = ConstU64<MIN_REPORT_INTERVAL>;
     type MaxReportContracts = ConstU32<256>;
+    // 10 Gbit/s.
+    type MaxNetworkBytesPerSecond = ConstU64<1_250_000_000>;
     type WeightInfo = weights::pallet_deployments::WeightInfo<Runtime>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = BenchmarkHelper;
@@ -205,6 +227,8 @@ impl pallet_deployments::BenchmarkHelper<AccountId> for BenchmarkHelper {
         let name = alloc::format!("bench-{farm}").into_bytes();
         Grid::create_farm(RuntimeOrigin::signed(farmer.clone()), name)
             .expect("fresh farm name; qed");
+        Grid::approve_node(RuntimeOrigin::signed(farmer.clone()), farm, node.clone())
+            .expect("the farm's owner approves; qed");
         Grid::register_node(
             RuntimeOrigin::signed(node.clone()),
             farm,

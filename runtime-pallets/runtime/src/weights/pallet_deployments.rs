@@ -177,35 +177,14 @@ impl<T: frame_system::Config> pallet_deployments::WeightInfo for WeightInfo<T> {
 			.saturating_add(Weight::from_parts(0, 0))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
-	/// Storage: `Timestamp::Now` (r:1 w:0)
-	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::BillingBucket` (r:1 w:0)
-	/// Proof: `Deployments::BillingBucket` (`max_values`: None, `max_size`: Some(1614), added: 4089, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Contracts` (r:200 w:200)
-	/// Proof: `Deployments::Contracts` (`max_values`: None, `max_size`: Some(16577), added: 19052, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Prices` (r:1 w:0)
-	/// Proof: `Deployments::Prices` (`max_values`: Some(1), `max_size`: Some(96), added: 591, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Usage` (r:200 w:200)
-	/// Proof: `Deployments::Usage` (`max_values`: None, `max_size`: Some(89), added: 2564, mode: `MaxEncodedLen`)
-	/// Storage: `Grid::Nodes` (r:1 w:0)
-	/// Proof: `Grid::Nodes` (`max_values`: None, `max_size`: Some(275), added: 2750, mode: `MaxEncodedLen`)
-	/// Storage: `Grid::Farms` (r:1 w:0)
-	/// Proof: `Grid::Farms` (`max_values`: None, `max_size`: Some(118), added: 2593, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:201 w:0)
-	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// The range of component `n` is `[0, 200]`.
-	fn bill_bucket(n: u32, ) -> Weight {
-		// Proof Size summary in bytes:
-		//  Measured:  `683 + n * (15105 ±0)`
-		//  Estimated: `5079 + n * (19052 ±0)`
-		// Minimum execution time: 138_895_000 picoseconds.
-		Weight::from_parts(376_824_085, 0)
-			.saturating_add(Weight::from_parts(0, 5079))
-			// Standard Error: 2_726_272
-			.saturating_add(Weight::from_parts(328_300_190, 0).saturating_mul(n.into()))
+	/// Bootstrap value until `scripts/benchmark-weights.sh` measures it.
+	fn bill_due(b: u32, s: u32, ) -> Weight {
+		Weight::from_parts(20_000_000, 0)
+			.saturating_add(Weight::from_parts(200_000_000, 0).saturating_mul(b.into()))
+			.saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
-			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 19052).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads((6_u64).saturating_mul(b.into())))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(b.into())))
+			.saturating_add(T::DbWeight::get().reads(s.into()))
 	}
 }

@@ -135,4 +135,16 @@ impl<T: frame_system::Config> pallet_grid::WeightInfo for WeightInfo<T> {
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
+	/// Bootstrap value until `scripts/benchmark-weights.sh` measures it.
+	fn approve_node() -> Weight {
+		Weight::from_parts(300_000_000, 0)
+			.saturating_add(T::DbWeight::get().reads(2))
+			.saturating_add(T::DbWeight::get().writes(1))
+	}
+	/// Bootstrap value until `scripts/benchmark-weights.sh` measures it.
+	fn report_down() -> Weight {
+		Weight::from_parts(300_000_000, 0)
+			.saturating_add(T::DbWeight::get().reads(2))
+			.saturating_add(T::DbWeight::get().writes(1))
+	}
 }

@@ -1,0 +1,78 @@
+//! The rules an update must keep so that the node can apply it.
+
+use zos_contracts::{check_update, file::DeploymentFile, Deployment, UpdateRule};
+
+const IMAGE: &str =
+    "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
+
+/// A volume of `size` (workload version `vv`) and a container with `cpu` (version `cv`).
+fn deployment(size: &str, vv: u32, cpu: &str, cv: u32) -> Deployment {
+    DeploymentFile::from_yaml(&format!(
+        "version: 1
+workloads:
+  - name: data
+    version: {vv}
+    volume: {{ size: {size} }}
+  - name: web
+    version: {cv}
+    container: {{ image: {IMAGE}, cpu: {cpu}, memory: 64MiB, mounts: [{{ volume: data, path: /data }}] }}"
+    ))
+    .unwrap()
+    .into_deployment(None)
+    .unwrap()
+}
+
+fn rule(old: &Deployment, new: &Deployment) -> Option<(UpdateRule, String, u8)> {
+    check_update(old, new).err().map(|e| {
+        (
+            e.rule,
+            String::from_utf8(e.workload.to_vec()).unwrap(),
+            e.index,
+        )
+    })
+}
+
+#[test]
+fn a_changed_workload_must_raise_its_version() {
+    let old = deployment("1GiB", 1, "0.5", 1);
+    let same_version = deployment("1GiB", 1, "0.7", 1);
+    assert_eq!(
+        rule(&old, &same_version),
+        Some((UpdateRule::SpecChangedWithoutVersion, "web".into(), 1))
+    );
+    assert_eq!(rule(&old, &deployment("1GiB", 1, "0.7", 2)), None);
+    // Unchanged workloads keep their version.
+    assert_eq!(rule(&old, &old.clone()), None);
+}
+
+#[test]
+fn versions_never_go_down() {
+    let old = deployment("1GiB", 1, "0.5", 3);
+    assert_eq!(
+        rule(&old, &deployment("1GiB", 1, "0.5", 2)),
+        Some((UpdateRule::VersionLowered, "web".into(), 1))
+    );
+}
+
+#[test]
+fn volumes_grow_but_never_shrink() {
+    let old = deployment("2GiB", 1, "0.5", 1);
+    assert_eq!(rule(&old, &deployment("3GiB", 2, "0.5", 1)), None);
+    assert_eq!(
+        rule(&old, &deployment("1GiB", 2, "0.5", 1)),
+        Some((UpdateRule::Shrink, "data".into(), 0))
+    );
+    let msg = check_update(&old, &deployment("1GiB", 2, "0.5", 1))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(msg, "workload data: a volume or disk cannot shrink");
+}
+
+#[test]
+fn workloads_may_come_and_go() {
+    let old = deployment("2GiB", 1, "0.5", 1);
+    let mut fewer = old.clone();
+    fewer.workloads.truncate(1);
+    assert_eq!(rule(&old, &fewer), None);
+    assert_eq!(rule(&fewer, &old), None);
+}
