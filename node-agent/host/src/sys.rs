@@ -1,6 +1,8 @@
 //! Small readers of `/proc` and helpers shared by the drivers.
 
-use std::io;
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -147,13 +149,48 @@ pub(crate) fn from_unix_millis(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half.
+/// Mode of the directories that hold a container's state: its owner (root) only.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+/// Mode of the files that hold a container's state (its environment, its output).
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` and its missing parents, and makes it [`PRIVATE_DIR`] even if it existed.
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Opens `path` for writing as `opts` says (plus `create`), [`PRIVATE_FILE`] even if it existed.
+pub(crate) fn open_private(path: &Path, opts: &mut OpenOptions) -> io::Result<fs::File> {
+    let file = opts.create(true).mode(PRIVATE_FILE).open(path)?;
+    file.set_permissions(Permissions::from_mode(PRIVATE_FILE))?;
+    Ok(file)
+}
+
+/// Makes a directory written by someone else (libcontainer's state) private: the directory
+/// [`PRIVATE_DIR`], the regular files in it [`PRIVATE_FILE`].
+pub(crate) fn make_private(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::set_permissions(entry.path(), Permissions::from_mode(PRIVATE_FILE))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half;
+/// the file is [`PRIVATE_FILE`].
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    open_private(&tmp, OpenOptions::new().write(true).truncate(true))?.write_all(bytes)?;
+    fs::rename(&tmp, path)
 }
 
 /// The chain of an error's sources, joined with ": " (for texts that cross a process boundary).

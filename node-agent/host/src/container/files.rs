@@ -9,6 +9,8 @@
 //! | `started.json` | shim | the init pid and when it started |
 //! | `exit.json` | shim | exit code or signal, and when |
 //! | `output.log`, `output.log.1` | shim | the container's stdout and stderr, rotated |
+//!
+//! The config and the output may hold the container's secrets: every file is 0600.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -97,10 +99,7 @@ pub(super) struct OutputLog {
 impl OutputLog {
     pub fn open(dir: &Path) -> io::Result<OutputLog> {
         let path = dir.join(OUTPUT);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = sys::open_private(&path, fs::OpenOptions::new().append(true))?;
         let size = file.metadata()?.len();
         Ok(OutputLog {
             path,
@@ -113,10 +112,7 @@ impl OutputLog {
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.size > 0 && self.size + bytes.len() as u64 > OUTPUT_ROTATE {
             fs::rename(&self.path, &self.old)?;
-            self.file = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            self.file = sys::open_private(&self.path, fs::OpenOptions::new().append(true))?;
             self.size = 0;
         }
         self.file.write_all(bytes)?;

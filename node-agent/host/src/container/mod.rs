@@ -8,6 +8,9 @@
 //! | `workloads/<id>/` | the bundle and this crate's records (see `files.rs`) and the output log |
 //!
 //! and the cgroup `/zos/<id>` in every hierarchy. `<id>` is [`WorkloadId::container_id`].
+//!
+//! A container's environment holds its opened secrets: every directory here is 0700 and every
+//! file 0600, owned by the agent (root).
 
 mod cgroup;
 mod files;
@@ -18,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -243,8 +247,12 @@ impl Containers {
             let path = state_root.clone();
             move |source| ContainerError::Root { path, step, source }
         };
-        for d in [RUNTIME_DIR, WORKLOADS_DIR] {
-            fs::create_dir_all(state_root.join(d)).map_err(err("create"))?;
+        for d in [
+            Path::new(""),
+            Path::new(RUNTIME_DIR),
+            Path::new(WORKLOADS_DIR),
+        ] {
+            sys::private_dir(&state_root.join(d)).map_err(err("create"))?;
         }
         let root = fs::canonicalize(&state_root).map_err(err("resolve"))?;
         let cgroups = cgroup::Hierarchies::detect().map_err(err("read cgroup mounts"))?;
@@ -277,7 +285,7 @@ impl Containers {
         if self.runtime_dir(&cid).exists() {
             return Err(ContainerError::Exists { container: cid });
         }
-        match fs::create_dir(&wdir) {
+        match fs::DirBuilder::new().mode(sys::PRIVATE_DIR).create(&wdir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(ContainerError::Exists { container: cid });
@@ -328,7 +336,8 @@ impl Containers {
         };
         files::write(wdir, files::META, &meta).map_err(io("write", &wdir.join(files::META)))?;
         let shim_log = wdir.join(files::SHIM_LOG);
-        let log = fs::File::create(&shim_log).map_err(io("create", &shim_log))?;
+        let log = sys::open_private(&shim_log, fs::OpenOptions::new().write(true).truncate(true))
+            .map_err(io("create", &shim_log))?;
 
         let mut child = Command::new(&self.shim.program)
             .args(&self.shim.args)

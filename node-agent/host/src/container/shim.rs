@@ -202,6 +202,12 @@ fn create(args: &Args, wdir: &std::path::Path) -> Result<(i32, File), String> {
         .with_detach(true)
         .build()
         .map_err(|e| chain("create", &e))?;
+    // libcontainer made its state directory with the default mode.
+    if let Err(e) = sys::make_private(&args.state_root.join(RUNTIME_DIR).join(&args.id)) {
+        let msg = chain("make the runtime state private", &e);
+        let _ = container.delete(true);
+        return Err(msg);
+    }
     // From here on the shim itself ignores SIGPIPE (a vanished agent must not kill the monitor);
     // the init was cloned already, with default dispositions.
     set_signal(Signal::SIGPIPE, SigHandler::SigIgn);

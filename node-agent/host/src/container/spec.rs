@@ -1,6 +1,7 @@
 //! The OCI runtime spec of a container, and its bundle on disk.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -201,7 +202,8 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, ContainerError> {
 }
 
 /// Writes `dir/config.json` for `spec` (the rootfs stays where it is: the spec names its absolute
-/// path), the very bundle the shim runs.
+/// path), the very bundle the shim runs. It holds the environment, secrets opened: `dir` is made
+/// 0700 and the file 0600.
 pub fn write_bundle(spec: &ContainerSpec, dir: &Path) -> Result<(), ContainerError> {
     spec.id.validate()?;
     validate(spec).map_err(|reason| ContainerError::InvalidSpec {
@@ -218,9 +220,15 @@ pub fn write_bundle(spec: &ContainerSpec, dir: &Path) -> Result<(), ContainerErr
             source,
         }
     };
-    std::fs::create_dir_all(dir).map_err(io("create bundle dir"))?;
+    crate::sys::private_dir(dir).map_err(io("create bundle dir"))?;
     let json = serde_json::to_vec_pretty(&oci).map_err(|e| io("encode config.json")(e.into()))?;
-    std::fs::write(dir.join("config.json"), json).map_err(io("write config.json"))
+    let path = dir.join("config.json");
+    crate::sys::open_private(
+        &path,
+        std::fs::OpenOptions::new().write(true).truncate(true),
+    )
+    .and_then(|mut f| f.write_all(&json))
+    .map_err(io("write config.json"))
 }
 
 #[cfg(test)]

@@ -5,4 +5,5 @@
 mod support;
 
 mod containers;
+mod private;
 mod volumes;
