@@ -5,6 +5,10 @@
 //! since the container's baseline and moves the baseline. A container the agent finds with no
 //! baseline (its database was deleted) and that started before the agent counts from the first
 //! sample on: a period may go unbilled, none is billed twice.
+//!
+//! A sample moves the baselines and adds to the pending usage in one synced write, and a report
+//! takes the pending usage into the outbox in one synced write: a crash or a power loss never
+//! leaves a baseline moved without its usage counted, nor usage both pending and queued.
 
 use std::{
     collections::BTreeMap,
@@ -17,9 +21,6 @@ use crate::{
     reports::outbox::{Outbox, Usage},
     state::{State, StateError},
 };
-
-/// Contracts in one consumption report (the chain's `MaxReportContracts`).
-const MAX_REPORT_CONTRACTS: usize = 256;
 
 /// A reading of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,15 @@ struct Baseline {
     net_tx: u64,
 }
 
+/// A metering record: a container's baseline (`b/<container>`) or a contract's pending usage
+/// (`p/<contract>`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Meter {
+    Baseline(Baseline),
+    Pending(Usage),
+}
+
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -62,7 +72,7 @@ pub fn account(
 ) -> Result<(), StateError> {
     let baselines: BTreeMap<String, Baseline> = state.meters("b/")?;
     let mut pending: BTreeMap<String, Usage> = state.meters("p/")?;
-    let mut put_base = Vec::new();
+    let mut put = Vec::new();
     for s in samples {
         let key = format!("b/{}", s.container);
         let started = secs(s.started);
@@ -93,15 +103,15 @@ pub fn account(
         };
         let p = pending.entry(format!("p/{:020}", s.contract)).or_default();
         *p = p.merge(&used);
-        put_base.push((
+        put.push((
             key,
-            Baseline {
+            Meter::Baseline(Baseline {
                 started,
                 // Whole milliseconds only: the rest counts with the next sample.
                 cpu_ns: base.cpu_ns + cpu_ms * 1_000_000,
                 net_rx: s.net_rx.max(base.net_rx),
                 net_tx: s.net_tx.max(base.net_tx),
-            },
+            }),
         ));
     }
     let live: std::collections::BTreeSet<String> = samples
@@ -112,27 +122,23 @@ pub fn account(
         .into_keys()
         .filter(|k| !live.contains(k))
         .collect();
-    state.write_meters(&put_base, &gone)?;
-    let pending: Vec<(String, Usage)> = pending.into_iter().collect();
-    state.write_meters(&pending, &[])
+    put.extend(pending.into_iter().map(|(k, u)| (k, Meter::Pending(u))));
+    state.write_meters(&put, &gone)
 }
 
-/// Moves every contract's pending usage into the outbox (one entry per 256 contracts).
+/// Moves every contract's pending usage into the outbox, in one write (the outbox makes as many
+/// entries as the chain's bound on a report needs). Returns how many contracts it took.
 pub fn flush(outbox: &Outbox) -> Result<usize, StateError> {
     let pending: BTreeMap<String, Usage> = outbox.state().meters("p/")?;
-    let all: Vec<(String, Usage)> = pending.into_iter().collect();
-    let mut contracts = 0;
-    for chunk in all.chunks(MAX_REPORT_CONTRACTS) {
-        let mut items = BTreeMap::new();
-        for (key, usage) in chunk {
-            if let Ok(id) = key.trim_start_matches("p/").parse::<u64>() {
-                items.insert(id, *usage);
-            }
+    let mut items = BTreeMap::new();
+    for (key, usage) in &pending {
+        if let Ok(id) = key.trim_start_matches("p/").parse::<u64>() {
+            items.insert(id, *usage);
         }
-        contracts += items.len();
-        let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
-        outbox.report_consumption(items, &keys)?;
     }
+    let keys: Vec<String> = pending.into_keys().collect();
+    let contracts = items.len();
+    outbox.report_consumption(items, &keys)?;
     Ok(contracts)
 }
 
@@ -209,6 +215,48 @@ mod tests {
         flush(&outbox).unwrap();
         let u = pending(&outbox)[&2];
         assert_eq!((u.cpu_ms, u.net_rx), (7, 50));
+    }
+
+    #[test]
+    fn a_sample_moves_baseline_and_pending_usage_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("db")).unwrap();
+        let agent = SystemTime::now() - Duration::from_secs(100);
+        let t1 = agent + Duration::from_secs(10);
+        account(&state, &[sample(1, t1, 100, 10, 5)], agent).unwrap();
+        let writes = state.synced_writes();
+        account(&state, &[sample(1, t1, 250, 30, 9)], agent).unwrap();
+        // One batch: a crash keeps both the moved baseline and the added usage, or neither.
+        assert_eq!(state.synced_writes(), writes + 1);
+        let base: BTreeMap<String, Baseline> = state.meters("b/").unwrap();
+        assert_eq!(base["b/zos-1-web"].cpu_ns, 250 * 1_000_000);
+        let pending: BTreeMap<String, Usage> = state.meters("p/").unwrap();
+        assert_eq!(pending["p/00000000000000000001"].cpu_ms, 250);
+    }
+
+    #[test]
+    fn a_flush_of_many_contracts_makes_entries_the_chain_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(Arc::new(State::open(&dir.path().join("db")).unwrap()));
+        let state = outbox.state().clone();
+        let agent = SystemTime::now() - Duration::from_secs(100);
+        let t1 = agent + Duration::from_secs(10);
+        let samples: Vec<Sample> = (1..=600).map(|c| sample(c, t1, 100, 10, 5)).collect();
+        account(&state, &samples, agent).unwrap();
+        let writes = state.synced_writes();
+        assert_eq!(flush(&outbox).unwrap(), 600);
+        assert_eq!(state.synced_writes(), writes + 1);
+        assert!(state.meters::<Usage>("p/").unwrap().is_empty());
+        let sizes: Vec<usize> = outbox
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| match e {
+                Entry::Consumption { items, .. } => items.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [256, 256, 88]);
     }
 
     #[test]

@@ -4,10 +4,18 @@
 //! Nothing here is the only copy of anything that matters: the chain has the contracts and the
 //! host has the workloads. Losing this database costs at most one period of consumption (see
 //! `metering`) and a few repeated state reports.
+//!
+//! Metering records and the outbox are written synced (the write returns once it is on disk), so
+//! a power loss keeps every report and every sample counted; each such write is one batch, so a
+//! crash keeps all of it or none.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 const META: &str = "meta";
@@ -69,6 +77,7 @@ impl Status {
 pub struct State {
     db: DB,
     seq: std::sync::Mutex<u64>,
+    synced_writes: AtomicU64,
 }
 
 /// A failure of the local database.
@@ -104,6 +113,7 @@ impl State {
         Ok(State {
             db,
             seq: std::sync::Mutex::new(seq),
+            synced_writes: AtomicU64::new(0),
         })
     }
 
@@ -113,7 +123,23 @@ impl State {
         Ok(State {
             db,
             seq: std::sync::Mutex::new(0),
+            synced_writes: AtomicU64::new(0),
         })
+    }
+
+    /// Writes `batch` at once and returns when it is on disk.
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StateError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        self.synced_writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Synced writes since the database was opened; each one is a single batch, all of which
+    /// or none of which survives a crash.
+    pub fn synced_writes(&self) -> u64 {
+        self.synced_writes.load(Ordering::Relaxed)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -182,7 +208,7 @@ impl State {
         Ok(out)
     }
 
-    /// Writes metering records and deletes others, at once.
+    /// Writes metering records and deletes others, in one synced write.
     pub fn write_meters<T: Serialize>(
         &self,
         put: &[(String, T)],
@@ -196,22 +222,24 @@ impl State {
         for (k, v) in put {
             batch.put_cf(cf, k.as_bytes(), json(v));
         }
-        Ok(self.db.write(batch)?)
+        self.write_synced(batch)
     }
 
-    /// Moves metering records into a new outbox entry, at once: either both happen or neither.
+    /// Deletes metering records and puts (or replaces) outbox entries, in one synced write:
+    /// either all of it happens or none.
     pub fn meters_to_outbox<T: Serialize>(
         &self,
         delete: &[String],
-        key: &[u8],
-        entry: &T,
+        entries: &[(Vec<u8>, T)],
     ) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();
         for k in delete {
             batch.delete_cf(self.cf(METER), k.as_bytes());
         }
-        batch.put_cf(self.cf(OUTBOX), key, json(entry));
-        Ok(self.db.write(batch)?)
+        for (key, entry) in entries {
+            batch.put_cf(self.cf(OUTBOX), key, json(entry));
+        }
+        self.write_synced(batch)
     }
 
     /// A fresh, ever-growing sequence number (for outbox keys).
@@ -242,14 +270,18 @@ impl State {
         self.get(OUTBOX, key)
     }
 
-    /// Puts (or replaces) an outbox entry.
+    /// Puts (or replaces) an outbox entry, synced.
     pub fn put_outbox<T: Serialize>(&self, key: &[u8], entry: &T) -> Result<(), StateError> {
-        Ok(self.db.put_cf(self.cf(OUTBOX), key, json(entry))?)
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(OUTBOX), key, json(entry));
+        self.write_synced(batch)
     }
 
-    /// Deletes an outbox entry.
+    /// Deletes an outbox entry, synced.
     pub fn delete_outbox(&self, key: &[u8]) -> Result<(), StateError> {
-        Ok(self.db.delete_cf(self.cf(OUTBOX), key)?)
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(OUTBOX), key);
+        self.write_synced(batch)
     }
 
     fn get<T: DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<T>, StateError> {
@@ -369,8 +401,10 @@ mod tests {
             .unwrap();
         let all: BTreeMap<String, u64> = s.meters("p/").unwrap();
         assert_eq!(all.len(), 2);
-        s.meters_to_outbox(&["p/1".into(), "p/2".into()], b"c/1", &12u64)
+        let writes = s.synced_writes();
+        s.meters_to_outbox(&["p/1".into(), "p/2".into()], &[(b"c/1".to_vec(), 12u64)])
             .unwrap();
+        assert_eq!(s.synced_writes(), writes + 1);
         assert!(s.meters::<u64>("p/").unwrap().is_empty());
         let out: Vec<(Vec<u8>, u64)> = s.outbox().unwrap();
         assert_eq!(out, vec![(b"c/1".to_vec(), 12)]);

@@ -143,11 +143,13 @@ impl<H: Host, C: Chain> Engine<H, C> {
             tasks.spawn(async move {
                 loop {
                     let (id, reason) = engine.queue.next().await;
-                    let result = engine.reconcile(id, reason.refresh).await;
-                    let delay = match result {
+                    match engine.reconcile(id, reason.refresh).await {
                         Ok(next) => {
                             engine.lock_failures().remove(&id);
-                            next
+                            engine.queue.done(id);
+                            if let Some(delay) = next {
+                                engine.queue.enqueue(id, delay, Reason::default());
+                            }
                         }
                         Err(e) => {
                             let n = {
@@ -158,14 +160,10 @@ impl<H: Host, C: Chain> Engine<H, C> {
                             };
                             let delay = backoff(n - 1, engine.timing.retry);
                             tracing::warn!(contract = id, error = format!("{e:#}"), retry_in = ?delay, "reconcile failed");
-                            Some(delay)
+                            // Retried reading the chain again (the failure may have been a read);
+                            // the host tick does not bring it sooner.
+                            engine.queue.failed(id, delay);
                         }
-                    };
-                    engine.queue.done(id);
-                    if let Some(delay) = delay {
-                        // A failed pass reads the chain again: the failure may have been a read.
-                        let refresh = engine.lock_failures().contains_key(&id);
-                        engine.queue.enqueue(id, delay, Reason { refresh });
                     }
                 }
             });

@@ -2,6 +2,10 @@
 //!
 //! A contract enqueued while it is being reconciled is remembered and comes back once that pass
 //! ends, so an event is never lost and a contract never has two passes at once.
+//!
+//! A contract whose pass failed is held back until its retry time: enqueueing it without a
+//! refresh (the host tick) does not bring it sooner; a refresh (the chain named it, or a resync)
+//! does, since what the chain asks may have changed, and that may be the fix.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -24,6 +28,24 @@ struct Inner {
     due: BTreeMap<u64, (Instant, Reason)>,
     /// Contracts being reconciled, and whether they were enqueued meanwhile.
     running: HashMap<u64, Option<(Instant, Reason)>>,
+    /// Contracts backing off after a failed pass, until when.
+    held: HashMap<u64, Instant>,
+}
+
+impl Inner {
+    /// When a contract enqueued for `at` may run: not before its retry time unless refreshed.
+    fn not_before(&self, contract: u64, at: Instant, reason: Reason) -> Instant {
+        match self.held.get(&contract) {
+            Some(until) if !reason.refresh => at.max(*until),
+            _ => at,
+        }
+    }
+
+    fn make_due(&mut self, contract: u64, at: Instant, reason: Reason) {
+        let at = self.not_before(contract, at, reason);
+        let old = self.due.remove(&contract);
+        self.due.insert(contract, merge(old, at, reason));
+    }
 }
 
 /// See the module documentation.
@@ -46,15 +68,15 @@ fn merge(a: Option<(Instant, Reason)>, at: Instant, reason: Reason) -> (Instant,
 }
 
 impl Queue {
-    /// Makes `contract` due after `delay`, or sooner if it already is.
+    /// Makes `contract` due after `delay`, or sooner if it already is; a contract backing off
+    /// is not due before its retry time unless `reason` is a refresh.
     pub fn enqueue(&self, contract: u64, delay: Duration, reason: Reason) {
         let at = Instant::now() + delay;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pending) = inner.running.get_mut(&contract) {
             *pending = Some(merge(pending.take(), at, reason));
         } else {
-            let old = inner.due.remove(&contract);
-            inner.due.insert(contract, merge(old, at, reason));
+            inner.make_due(contract, at, reason);
         }
         drop(inner);
         self.wake.notify_waiters();
@@ -96,15 +118,30 @@ impl Queue {
         }
     }
 
-    /// Ends a contract's pass; it comes back if it was enqueued meanwhile.
+    /// Ends a contract's pass that succeeded; it comes back if it was enqueued meanwhile.
     pub fn done(&self, contract: u64) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.held.remove(&contract);
         if let Some(Some((at, reason))) = inner.running.remove(&contract) {
-            let old = inner.due.remove(&contract);
-            inner.due.insert(contract, merge(old, at, reason));
+            inner.make_due(contract, at, reason);
             drop(inner);
             self.wake.notify_waiters();
         }
+    }
+
+    /// Ends a contract's pass that failed: it is retried (reading the chain again) after
+    /// `retry`, and nothing but a refresh brings it back sooner, not even what was enqueued
+    /// during the pass.
+    pub fn failed(&self, contract: u64, retry: Duration) {
+        let until = Instant::now() + retry;
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.held.insert(contract, until);
+        if let Some(Some((at, reason))) = inner.running.remove(&contract) {
+            inner.make_due(contract, at, reason);
+        }
+        inner.make_due(contract, until, Reason { refresh: true });
+        drop(inner);
+        self.wake.notify_waiters();
     }
 
     /// Whether no contract waits.
@@ -140,6 +177,36 @@ mod tests {
         assert_eq!(q.next().await, (1, Reason { refresh: true }));
         let waited = Instant::now() - started;
         assert!(waited >= 150 * MS && waited < 450 * MS, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_contract_waits_for_its_retry_unless_refreshed() {
+        let q = Queue::default();
+        q.enqueue(1, Duration::ZERO, Reason::default());
+        assert_eq!(q.next().await.0, 1);
+        // The host tick comes during the failed pass and after it.
+        q.enqueue(1, Duration::ZERO, Reason::default());
+        let started = Instant::now();
+        q.failed(1, 300 * MS);
+        q.enqueue(1, Duration::ZERO, Reason::default());
+        assert_eq!(q.next().await, (1, Reason { refresh: true }));
+        let waited = Instant::now() - started;
+        assert!(waited >= 300 * MS, "retried after {waited:?}");
+
+        // Failed again: a refresh (the chain named it) brings it back at once.
+        q.failed(1, 300 * MS);
+        q.enqueue(1, Duration::ZERO, Reason::default());
+        q.enqueue(1, Duration::ZERO, Reason { refresh: true });
+        let started = Instant::now();
+        assert_eq!(q.next().await, (1, Reason { refresh: true }));
+        assert!(Instant::now() - started < 200 * MS);
+
+        // A pass that succeeds ends the backoff.
+        q.done(1);
+        q.enqueue(1, Duration::ZERO, Reason::default());
+        let started = Instant::now();
+        assert_eq!(q.next().await.0, 1);
+        assert!(Instant::now() - started < 200 * MS);
     }
 
     #[tokio::test]

@@ -20,6 +20,8 @@ struct FakeHost {
     things: Mutex<BTreeMap<(u64, String), Observed>>,
     /// Every call, in order: "apply 1/web v2", "remove 1/web", …
     calls: Mutex<Vec<String>>,
+    /// When each apply was attempted: "1/web" → times.
+    attempts: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     /// Workloads whose apply fails, with the message.
     failing: Mutex<HashMap<String, String>>,
     /// Contracts with an apply under way (to catch two passes at once).
@@ -85,6 +87,12 @@ impl Host for FakeHost {
             .lock()
             .unwrap()
             .push(format!("apply {contract}/{name} v{}", w.version));
+        self.attempts
+            .lock()
+            .unwrap()
+            .entry(format!("{contract}/{name}"))
+            .or_default()
+            .push(std::time::Instant::now());
         if let Some(m) = self
             .failing
             .lock()
@@ -558,6 +566,44 @@ async fn a_contract_is_never_reconciled_twice_at_once() {
         !s.host.overlap.load(Ordering::SeqCst),
         "two passes of one contract overlapped"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_contract_backs_off_while_the_host_ticks() {
+    let host = FakeHost::default();
+    host.failing.lock().unwrap().insert(
+        "1/web".into(),
+        "image 127.0.0.1:5000/app: manifest unknown".into(),
+    );
+    let s = setup(host);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    let runner = tokio::spawn(s.engine.clone().run(2));
+    s.engine.enqueue(1, true);
+    // The host tick, much faster than the retries (50 ms doubling to 400 ms, jittered).
+    let end = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < end {
+        s.engine.enqueue_host().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runner.abort();
+    let at = s.host.attempts.lock().unwrap()["1/web"].clone();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // Each wait is at least half of 50 ms * 2^n, capped at 400 ms.
+    for (n, gap) in gaps.iter().enumerate() {
+        let least =
+            (Duration::from_millis(50) * (1 << n.min(8))).min(Duration::from_millis(400)) / 2;
+        assert!(
+            *gap >= least,
+            "attempt {} came {gap:?} after the one before: {gaps:?}",
+            n + 1
+        );
+    }
+    assert!(
+        (4..=10).contains(&at.len()),
+        "{} attempts in 1.5 s: {gaps:?}",
+        at.len()
+    );
+    assert!(gaps.last() > gaps.first(), "{gaps:?}");
 }
 
 async fn zos_testkit_wait(mut ok: impl FnMut() -> bool) {

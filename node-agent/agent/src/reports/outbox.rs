@@ -5,14 +5,22 @@
 //! - Workload states are kept per contract, newest only: a state report says how things are, so
 //!   a newer one replaces an unsent older one.
 //! - Consumption is a quantity: each entry is sent until the chain has it, and never twice (see
-//!   [`Entry::Consumption`]).
+//!   [`Entry::Consumption`]). An entry holds at most as many contracts as one extrinsic may carry
+//!   ([`MAX_REPORT_CONTRACTS`] unless configured otherwise): more make more entries.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::state::{State, StateError, Status};
+
+/// Contracts in one consumption report: the chain's `MaxReportContracts`. The chain refuses a
+/// longer list, so an entry with more could never be sent.
+pub const MAX_REPORT_CONTRACTS: usize = 256;
 
 /// A workload's line in a state report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,18 +92,43 @@ pub enum Entry {
 pub struct Outbox {
     state: Arc<State>,
     wake: Arc<Notify>,
+    max_contracts: usize,
+    /// Held while consumption entries are read and rewritten, so two rewrites never interleave.
+    consumption: Arc<Mutex<()>>,
 }
 
 const STATES: &str = "s/";
 const CONSUMPTION: &str = "c/";
 
 impl Outbox {
-    /// The outbox in `state`.
+    /// The outbox in `state`, for a chain that takes [`MAX_REPORT_CONTRACTS`] contracts per
+    /// consumption report.
     pub fn new(state: Arc<State>) -> Outbox {
+        Outbox::with_max_contracts(state, MAX_REPORT_CONTRACTS)
+    }
+
+    /// The outbox in `state`, with at most `max_contracts` contracts (at least one) per
+    /// consumption entry.
+    pub fn with_max_contracts(state: Arc<State>, max_contracts: usize) -> Outbox {
         Outbox {
             state,
             wake: Arc::new(Notify::new()),
+            max_contracts: max_contracts.max(1),
+            consumption: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// The most contracts a consumption entry holds.
+    pub fn max_contracts(&self) -> usize {
+        self.max_contracts
+    }
+
+    fn lock_consumption(&self) -> MutexGuard<'_, ()> {
+        self.consumption.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_consumption_key(&self) -> Result<Vec<u8>, StateError> {
+        Ok(format!("{CONSUMPTION}{:020}", self.state.next_seq()?).into_bytes())
     }
 
     /// The database under it.
@@ -131,7 +164,8 @@ impl Outbox {
     }
 
     /// Queues consumption, taking it out of the metering records `meter_keys` in the same write.
-    /// Joins an entry that was never attempted rather than making another.
+    /// A contract already in an entry that was never attempted adds to it; the others fill such
+    /// entries up to the bound, then make new ones.
     pub fn report_consumption(
         &self,
         items: BTreeMap<u64, Usage>,
@@ -140,36 +174,92 @@ impl Outbox {
         if items.is_empty() {
             return self.state.write_meters::<Usage>(&[], meter_keys);
         }
-        let unsent = self.entries()?.into_iter().find(|(k, e)| {
-            k.starts_with(CONSUMPTION.as_bytes())
-                && matches!(e, Entry::Consumption { baseline: None, .. })
-        });
-        let (key, entry) = match unsent {
-            Some((key, Entry::Consumption { items: old, .. })) => {
-                let mut merged = old;
-                for (id, u) in items {
-                    let m = merged.entry(id).or_default();
-                    *m = m.merge(&u);
-                }
-                (
-                    key,
-                    Entry::Consumption {
-                        items: merged,
-                        baseline: None,
-                    },
-                )
-            }
-            _ => (
-                format!("{CONSUMPTION}{:020}", self.state.next_seq()?).into_bytes(),
+        let _held = self.lock_consumption();
+        let mut open: Vec<(Vec<u8>, BTreeMap<u64, Usage>)> = self
+            .entries()?
+            .into_iter()
+            .filter_map(|(key, e)| match e {
                 Entry::Consumption {
                     items,
                     baseline: None,
-                },
-            ),
-        };
-        self.state.meters_to_outbox(meter_keys, &key, &entry)?;
+                } if key.starts_with(CONSUMPTION.as_bytes()) => Some((key, items)),
+                _ => None,
+            })
+            .collect();
+        let mut changed = BTreeSet::new();
+        for (id, usage) in items {
+            let slot = open
+                .iter()
+                .position(|(_, e)| e.contains_key(&id))
+                .or_else(|| open.iter().position(|(_, e)| e.len() < self.max_contracts));
+            let i = match slot {
+                Some(i) => i,
+                None => {
+                    open.push((self.new_consumption_key()?, BTreeMap::new()));
+                    open.len() - 1
+                }
+            };
+            let m = open[i].1.entry(id).or_default();
+            *m = m.merge(&usage);
+            changed.insert(i);
+        }
+        let writes: Vec<(Vec<u8>, Entry)> = changed
+            .into_iter()
+            .map(|i| {
+                let (key, items) = &open[i];
+                (
+                    key.clone(),
+                    Entry::Consumption {
+                        items: items.clone(),
+                        baseline: None,
+                    },
+                )
+            })
+            .collect();
+        self.state.meters_to_outbox(meter_keys, &writes)?;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Splits every consumption entry with more contracts than the bound (written by an agent
+    /// that merged without one) into entries within it, each with its share of the baseline.
+    /// Returns how many entries were split.
+    pub fn split_oversized(&self) -> Result<usize, StateError> {
+        let _held = self.lock_consumption();
+        let mut split = 0;
+        for (key, entry) in self.entries()? {
+            let Entry::Consumption { items, baseline } = entry else {
+                continue;
+            };
+            if items.len() <= self.max_contracts {
+                continue;
+            }
+            let all: Vec<(u64, Usage)> = items.into_iter().collect();
+            let mut writes = Vec::new();
+            for (n, chunk) in all.chunks(self.max_contracts).enumerate() {
+                let part_key = if n == 0 {
+                    key.clone()
+                } else {
+                    self.new_consumption_key()?
+                };
+                let part_baseline = baseline.as_ref().map(|b| {
+                    chunk
+                        .iter()
+                        .filter_map(|(id, _)| b.get(id).map(|v| (*id, *v)))
+                        .collect()
+                });
+                writes.push((
+                    part_key,
+                    Entry::Consumption {
+                        items: chunk.iter().copied().collect(),
+                        baseline: part_baseline,
+                    },
+                ));
+            }
+            self.state.meters_to_outbox(&[], &writes)?;
+            split += 1;
+        }
+        Ok(split)
     }
 
     /// Every entry, consumption (oldest first) before states.
@@ -177,9 +267,35 @@ impl Outbox {
         self.state.outbox()
     }
 
-    /// Replaces an entry (the sender records a baseline or drops contracts).
+    /// Replaces an entry (the sender drops contracts).
     pub fn update(&self, key: &[u8], entry: &Entry) -> Result<(), StateError> {
         self.state.put_outbox(key, entry)
+    }
+
+    /// Records the baseline of a consumption entry before its first attempt, unless the entry
+    /// changed since it held `items` (consumption joined it meanwhile): then returns `false`,
+    /// and the sender reads it again.
+    pub fn record_baseline(
+        &self,
+        key: &[u8],
+        items: &BTreeMap<u64, Usage>,
+        baseline: BTreeMap<u64, Option<u64>>,
+    ) -> Result<bool, StateError> {
+        let _held = self.lock_consumption();
+        match self.state.outbox_entry::<Entry>(key)? {
+            Some(Entry::Consumption {
+                items: now,
+                baseline: None,
+            }) if now == *items => {
+                let entry = Entry::Consumption {
+                    items: now,
+                    baseline: Some(baseline),
+                };
+                self.state.put_outbox(key, &entry)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Deletes an entry that was sent, unless it was replaced meanwhile by a newer one.
@@ -272,6 +388,137 @@ mod tests {
         o.report_consumption(BTreeMap::from([(1, u(1))]), &[])
             .unwrap();
         assert_eq!(o.entries().unwrap().len(), 2);
+    }
+
+    fn usage(cpu: u64) -> Usage {
+        Usage {
+            cpu_ms: cpu,
+            memory_peak: cpu,
+            net_rx: 1,
+            net_tx: 1,
+        }
+    }
+
+    /// The consumption entries: key → contracts and usage.
+    fn consumption(o: &Outbox) -> Vec<(Vec<u8>, BTreeMap<u64, Usage>)> {
+        o.entries()
+            .unwrap()
+            .into_iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Consumption { items, .. } => Some((k, items)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_entry_holds_more_contracts_than_the_chain_takes() {
+        let (_d, o) = outbox();
+        assert_eq!(o.max_contracts(), MAX_REPORT_CONTRACTS);
+        o.state()
+            .write_meters(&[("p/x".to_string(), 1u64)], &[])
+            .unwrap();
+        let writes = o.state().synced_writes();
+        let first: BTreeMap<u64, Usage> = (1..=600).map(|id| (id, usage(10))).collect();
+        o.report_consumption(first, &["p/x".to_string()]).unwrap();
+        assert_eq!(
+            o.state().synced_writes(),
+            writes + 1,
+            "every entry and the metering records in one write"
+        );
+        assert!(o.state().meters::<u64>("p/").unwrap().is_empty());
+        let sizes: Vec<usize> = consumption(&o).iter().map(|(_, i)| i.len()).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+
+        // Known contracts add to their entry; new ones fill the room left, then a new entry.
+        let more: BTreeMap<u64, Usage> = (1..=10)
+            .chain(1000..1301)
+            .map(|id| (id, usage(5)))
+            .collect();
+        o.report_consumption(more, &[]).unwrap();
+        let entries = consumption(&o);
+        let sizes: Vec<usize> = entries.iter().map(|(_, i)| i.len()).collect();
+        assert_eq!(sizes, [256, 256, 256, 133]);
+        let all: BTreeMap<u64, Usage> = entries.into_iter().flat_map(|(_, i)| i).collect();
+        assert_eq!(all.len(), 600 + 301);
+        assert_eq!(all[&1].cpu_ms, 15);
+        assert_eq!(all[&11].cpu_ms, 10);
+        assert_eq!(all[&1300].cpu_ms, 5);
+    }
+
+    #[test]
+    fn the_bound_is_configurable() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(State::open(&dir.path().join("db")).unwrap());
+        let o = Outbox::with_max_contracts(state, 2);
+        o.report_consumption((1..=5).map(|id| (id, usage(1))).collect(), &[])
+            .unwrap();
+        let sizes: Vec<usize> = consumption(&o).iter().map(|(_, i)| i.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn an_oversized_entry_is_split_with_its_share_of_the_baseline() {
+        let (_d, o) = outbox();
+        // As an agent without the bound left it: 300 contracts, attempted once.
+        let items: BTreeMap<u64, Usage> = (1..=300).map(|id| (id, usage(id))).collect();
+        let baseline: BTreeMap<u64, Option<u64>> = (1..=300).map(|id| (id, Some(id))).collect();
+        o.update(
+            b"c/00000000000000000007",
+            &Entry::Consumption {
+                items: items.clone(),
+                baseline: Some(baseline.clone()),
+            },
+        )
+        .unwrap();
+        assert_eq!(o.split_oversized().unwrap(), 1);
+        assert_eq!(o.split_oversized().unwrap(), 0);
+        let parts = o.entries().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().any(|(k, _)| k == b"c/00000000000000000007"));
+        let mut seen_items = BTreeMap::new();
+        let mut seen_baseline = BTreeMap::new();
+        for (_, e) in parts {
+            let Entry::Consumption {
+                items,
+                baseline: Some(b),
+            } = e
+            else {
+                panic!("baseline lost")
+            };
+            assert!(items.len() <= MAX_REPORT_CONTRACTS);
+            assert_eq!(
+                items.keys().collect::<Vec<_>>(),
+                b.keys().collect::<Vec<_>>()
+            );
+            seen_items.extend(items);
+            seen_baseline.extend(b);
+        }
+        assert_eq!(seen_items, items);
+        assert_eq!(seen_baseline, baseline);
+    }
+
+    #[test]
+    fn a_baseline_is_not_recorded_over_consumption_that_joined_meanwhile() {
+        let (_d, o) = outbox();
+        o.report_consumption(BTreeMap::from([(1, usage(10))]), &[])
+            .unwrap();
+        let (key, read) = consumption(&o).remove(0);
+        // The sender reads the chain; meanwhile a period's consumption joins the entry.
+        o.report_consumption(BTreeMap::from([(1, usage(5)), (2, usage(1))]), &[])
+            .unwrap();
+        let b = BTreeMap::from([(1, None)]);
+        assert!(!o.record_baseline(&key, &read, b).unwrap());
+        let (_, now) = consumption(&o).remove(0);
+        let b = BTreeMap::from([(1, None), (2, None)]);
+        assert!(o.record_baseline(&key, &now, b.clone()).unwrap());
+        assert_eq!(
+            o.entries().unwrap()[0].1,
+            Entry::Consumption {
+                items: now,
+                baseline: Some(b)
+            }
+        );
     }
 
     #[test]

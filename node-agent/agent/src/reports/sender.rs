@@ -83,6 +83,14 @@ impl Sender {
     pub async fn pass(&self) -> anyhow::Result<Option<Duration>> {
         let mut wait: Option<Duration> = None;
         let mut later = |d: Duration| wait = Some(wait.map_or(d, |w: Duration| w.min(d)));
+        let split = self.outbox.split_oversized()?;
+        if split > 0 {
+            tracing::info!(
+                entries = split,
+                max = self.outbox.max_contracts(),
+                "consumption entries over the chain's bound split"
+            );
+        }
         let entries = self.outbox.entries()?;
         let (consumption, states): (Vec<_>, Vec<_>) = entries
             .into_iter()
@@ -162,13 +170,10 @@ impl Sender {
                 for id in items.keys() {
                     b.insert(*id, self.last_report(*id).await?);
                 }
-                self.outbox.update(
-                    key,
-                    &Entry::Consumption {
-                        items: items.clone(),
-                        baseline: Some(b.clone()),
-                    },
-                )?;
+                if !self.outbox.record_baseline(key, &items, b.clone())? {
+                    // More consumption joined the entry meanwhile: read it again.
+                    return Ok(Sent::Later(Duration::ZERO));
+                }
                 b
             }
             Some(b) => {
