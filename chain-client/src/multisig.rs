@@ -7,15 +7,18 @@
 //! max_weight)`: the pallet stores the call's hash, the proposer's deposit and the *timepoint* of
 //! the proposing extrinsic (block height and extrinsic index), but not the call. [`pending`] finds
 //! each open proposal's call again in that extrinsic and decodes it, so that members see what they
-//! approve. [`approve`] sends the full call with `as_multi` when this approval reaches the
-//! threshold (the call then runs as the group) and `approve_as_multi` with the hash otherwise;
+//! approve; a call that is not there, or that this client's types cannot decode, is a
+//! [`ProposedCall`] saying so, never an error. [`approve`] sends the full call with `as_multi`
+//! when this approval reaches the threshold (the call then runs as the group; an undecodable call
+//! is sent back as the bytes it was proposed with) and `approve_as_multi` with the hash otherwise;
 //! [`withdraw`] is the proposer's `cancel_as_multi`. The pallet gives no way for the other members
 //! to refuse a proposal but not approving it.
 
+use codec::{Compact, Decode, Encode};
 use subxt::{
     config::{substrate::BlakeTwo256, Hasher},
-    ext::scale_encode::EncodeAsType,
-    transactions::Signer,
+    ext::scale_encode::{self, EncodeAsFields, EncodeAsType, FieldIter, TypeResolver},
+    transactions::{Signer, StaticPayload},
     utils::AccountId32,
     Metadata,
 };
@@ -147,7 +150,7 @@ impl Group {
 
     /// The group's account, derived as `pallet-multisig` derives it.
     pub fn account(&self) -> AccountId32 {
-        let entropy = codec::Encode::encode(&(GROUP_ACCOUNT_DOMAIN, &self.members, self.threshold));
+        let entropy = Encode::encode(&(GROUP_ACCOUNT_DOMAIN, &self.members, self.threshold));
         AccountId32(BlakeTwo256.hash(&entropy).0)
     }
 
@@ -365,8 +368,49 @@ pub struct Proposal {
     pub deposit: u128,
     /// Who approved so far (the proposer included), sorted.
     pub approvals: Vec<AccountId32>,
-    /// The call, found in the proposing extrinsic; why not, when it is not there.
-    pub call: Result<GroupCall, String>,
+    /// The call, as found in the proposing extrinsic.
+    pub call: ProposedCall,
+}
+
+/// The call of an open proposal, as far as it can be recovered.
+#[derive(Debug, Clone)]
+pub enum ProposedCall {
+    /// Found and decoded.
+    Decoded(Box<GroupCall>),
+    /// Found (its hash matches), but this client's types do not decode it: e.g. a runtime
+    /// upgrade added or changed the call.
+    Undecodable {
+        /// Its pallet's name from the chain's metadata at the proposing block, `?` when unknown.
+        pallet: String,
+        /// The call's name, likewise.
+        name: String,
+        /// Its SCALE encoding, as proposed.
+        encoded: Vec<u8>,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// Not in the proposing extrinsic (the proposer sent only the hash, or the block is gone).
+    Unavailable(String),
+}
+
+impl ProposedCall {
+    /// `Pallet::call` when known.
+    pub fn names(&self) -> Option<(&str, &str)> {
+        match self {
+            ProposedCall::Decoded(c) => Some((&c.pallet, &c.name)),
+            ProposedCall::Undecodable { pallet, name, .. } => Some((pallet, name)),
+            ProposedCall::Unavailable(_) => None,
+        }
+    }
+
+    /// Its SCALE encoding, when it was found.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match self {
+            ProposedCall::Decoded(c) => Some(&c.encoded),
+            ProposedCall::Undecodable { encoded, .. } => Some(encoded),
+            ProposedCall::Unavailable(_) => None,
+        }
+    }
 }
 
 /// The open proposals of `group`, oldest first, with their calls decoded.
@@ -440,42 +484,66 @@ pub async fn proposal(
     })
 }
 
-/// The call of a proposal, from its proposing extrinsic; `Err(why)` when it is not there (the
-/// proposer sent only the hash, or the block is gone). Chain errors are errors.
+/// The call of a proposal, from its proposing extrinsic. Chain errors are errors; a call that is
+/// not there or does not decode is said so in the result.
 async fn proposed_call(
     client: &ChainClient,
     when: Timepoint,
     call_hash: [u8; 32],
-) -> Result<Result<GroupCall, String>, ChainError> {
+) -> Result<ProposedCall, ChainError> {
     let at = client.at(Some(u64::from(when.height))).await?;
     let metadata = at.metadata();
     let extrinsics = at.extrinsics().fetch().await.map_err(subxt_err)?;
     let Some(ext) = extrinsics.iter().nth(when.index as usize) else {
-        return Ok(Err(format!(
-            "the block has {} extrinsics",
+        return Ok(ProposedCall::Unavailable(format!(
+            "block {} has {} extrinsics",
+            when.height,
             extrinsics.len()
         )));
     };
     let ext = ext.map_err(subxt_err)?;
     if (ext.pallet_name(), ext.call_name()) != ("Multisig", "as_multi") {
-        return Ok(Err(format!(
-            "it is {}::{}, which does not carry the call",
+        return Ok(ProposedCall::Unavailable(format!(
+            "block {} extrinsic {} is {}::{}, which does not carry the call",
+            when.height,
+            when.index,
             ext.pallet_name(),
             ext.call_name()
         )));
     }
     let Some(field) = ext.iter_call_data_fields().find(|f| f.name() == "call") else {
-        return Ok(Err("as_multi without a call field".into()));
+        return Ok(ProposedCall::Unavailable(
+            "as_multi without a call field".into(),
+        ));
     };
-    if BlakeTwo256.hash(field.bytes()).0 != call_hash {
-        return Ok(Err(
+    let encoded = field.bytes().to_vec();
+    if BlakeTwo256.hash(&encoded).0 != call_hash {
+        return Ok(ProposedCall::Unavailable(
             "the call there has another hash (the same member proposed another call)".into(),
         ));
     }
-    let call: api::Call = field
-        .decode_as()
-        .map_err(|e| ChainError::Decode(format!("the call of a proposal: {e}")))?;
-    GroupCall::new(call, &metadata).map(Ok)
+    Ok(match field.decode_as::<api::Call>() {
+        Ok(call) => match GroupCall::new(call, &metadata) {
+            Ok(c) if c.encoded == encoded => ProposedCall::Decoded(Box::new(c)),
+            Ok(_) => undecodable(
+                encoded,
+                &metadata,
+                "it does not encode back to the same bytes".into(),
+            ),
+            Err(e) => undecodable(encoded, &metadata, e.to_string()),
+        },
+        Err(e) => undecodable(encoded, &metadata, e.to_string()),
+    })
+}
+
+fn undecodable(encoded: Vec<u8>, metadata: &Metadata, reason: String) -> ProposedCall {
+    let (pallet, name) = call_names(&encoded, metadata);
+    ProposedCall::Undecodable {
+        pallet,
+        name,
+        encoded,
+        reason,
+    }
 }
 
 /// The weight `call` declares, which `as_multi` must be given as its `max_weight`.
@@ -491,6 +559,90 @@ pub async fn call_weight(client: &ChainClient, call: &GroupCall) -> Result<Weigh
         .await
         .map_err(subxt_err)?;
     Ok(info.weight)
+}
+
+/// The weight of a call given as its SCALE encoding, from the same runtime API as
+/// [`call_weight`]: for calls this client cannot decode.
+pub async fn encoded_call_weight(
+    client: &ChainClient,
+    encoded: &[u8],
+) -> Result<Weight, ChainError> {
+    let at = client.at(None).await?;
+    let mut args = encoded.to_vec();
+    (encoded.len() as u32).encode_to(&mut args);
+    let answer = at
+        .runtime_apis()
+        .call_raw("TransactionPaymentCallApi_query_call_info", Some(&args))
+        .await
+        .map_err(subxt_err)?;
+    // `RuntimeDispatchInfo { weight, class, partial_fee }`: the weight comes first.
+    let mut input = &answer[..];
+    let ref_time = Compact::<u64>::decode(&mut input);
+    let proof_size = Compact::<u64>::decode(&mut input);
+    match (ref_time, proof_size) {
+        (Ok(r), Ok(p)) => Ok(Weight {
+            ref_time: r.0,
+            proof_size: p.0,
+        }),
+        _ => Err(ChainError::Decode(
+            "the weight of an undecodable call: an unexpected query_call_info answer".into(),
+        )),
+    }
+}
+
+/// The arguments of `as_multi` with the call as bytes: they are SCALE-encoded in the call's
+/// argument order, the call's bytes as they are.
+struct RawAsMulti {
+    threshold: u16,
+    others: Vec<AccountId32>,
+    timepoint: Option<Timepoint>,
+    call: Vec<u8>,
+    max_weight: Weight,
+}
+
+impl RawAsMulti {
+    fn encode_args_to(&self, out: &mut Vec<u8>) {
+        self.threshold.encode_to(out);
+        self.others.encode_to(out);
+        self.timepoint.map(|t| (t.height, t.index)).encode_to(out);
+        out.extend_from_slice(&self.call);
+        Compact(self.max_weight.ref_time).encode_to(out);
+        Compact(self.max_weight.proof_size).encode_to(out);
+    }
+}
+
+impl EncodeAsFields for RawAsMulti {
+    fn encode_as_fields_to<R: TypeResolver>(
+        &self,
+        _fields: &mut dyn FieldIter<'_, R::TypeId>,
+        _types: &R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), scale_encode::Error> {
+        self.encode_args_to(out);
+        Ok(())
+    }
+}
+
+/// `as_multi` with the call given as its SCALE encoding: the approval that reaches the threshold
+/// of a call this client cannot decode.
+fn as_multi_encoded(
+    group: &Group,
+    me: &AccountId32,
+    timepoint: Timepoint,
+    call: Vec<u8>,
+    max_weight: Weight,
+) -> Result<impl subxt::transactions::Payload + Send + Sync, MultisigError> {
+    Ok(StaticPayload::new(
+        "Multisig",
+        "as_multi",
+        RawAsMulti {
+            threshold: group.threshold,
+            others: group.others(me)?,
+            timepoint: Some(timepoint),
+            call,
+            max_weight,
+        },
+    ))
 }
 
 /// The call data of the chain's metadata at the finalized head, to describe calls.
@@ -597,7 +749,7 @@ pub enum Approval {
     /// The threshold was reached and the call ran as the group.
     Executed {
         /// The call.
-        call: Box<GroupCall>,
+        call: Box<ProposedCall>,
         /// The call's own result: the pallet error when it failed (the approval itself
         /// succeeded either way).
         result: Result<(), DispatchFailure>,
@@ -607,7 +759,8 @@ pub enum Approval {
 }
 
 /// Approves the open proposal `call_hash` of `group` as `submitter`. When this approval reaches
-/// the threshold the full call (recovered from the proposing extrinsic) is sent and runs.
+/// the threshold the full call (recovered from the proposing extrinsic, as it was proposed) is
+/// sent and runs. This approves whatever the call is: look at [`Proposal::call`] first.
 pub async fn approve<S: Signer<ZosConfig> + Send + Sync + 'static>(
     client: &ChainClient,
     submitter: &Submitter<S>,
@@ -626,8 +779,11 @@ pub async fn approve<S: Signer<ZosConfig> + Send + Sync + 'static>(
     let approvals = open.approvals.len() + 1;
     if approvals < usize::from(group.threshold) {
         let weight = match &open.call {
-            Ok(call) => call_weight(client, call).await?,
-            Err(_) => Weight {
+            ProposedCall::Decoded(call) => call_weight(client, call).await?,
+            ProposedCall::Undecodable { encoded, .. } => {
+                encoded_call_weight(client, encoded).await?
+            }
+            ProposedCall::Unavailable(_) => Weight {
                 ref_time: 0,
                 proof_size: 0,
             },
@@ -640,15 +796,26 @@ pub async fn approve<S: Signer<ZosConfig> + Send + Sync + 'static>(
             outcome,
         });
     }
-    let call = open.call.map_err(|reason| MultisigError::CallUnavailable {
-        call_hash,
-        height: open.when.height,
-        index: open.when.index,
-        reason,
-    })?;
-    let weight = call_weight(client, &call).await?;
-    let payload = as_multi(group, &me, Some(open.when), call.call.clone(), weight)?;
-    let outcome = submitter.submit(&payload).await?;
+    let outcome = match &open.call {
+        ProposedCall::Decoded(call) => {
+            let weight = call_weight(client, call).await?;
+            let payload = as_multi(group, &me, Some(open.when), call.call.clone(), weight)?;
+            submitter.submit(&payload).await?
+        }
+        ProposedCall::Undecodable { encoded, .. } => {
+            let weight = encoded_call_weight(client, encoded).await?;
+            let payload = as_multi_encoded(group, &me, open.when, encoded.clone(), weight)?;
+            submitter.submit(&payload).await?
+        }
+        ProposedCall::Unavailable(reason) => {
+            return Err(MultisigError::CallUnavailable {
+                call_hash,
+                height: open.when.height,
+                index: open.when.index,
+                reason: reason.clone(),
+            })
+        }
+    };
     let executed = outcome
         .events
         .find_first::<api::multisig::events::MultisigExecuted>()
@@ -659,7 +826,7 @@ pub async fn approve<S: Signer<ZosConfig> + Send + Sync + 'static>(
     let metadata = metadata(client).await?;
     let result = executed.result.map_err(|e| inner_failure(&e, &metadata));
     Ok(Approval::Executed {
-        call: Box::new(call),
+        call: Box::new(open.call),
         result,
         outcome,
     })
@@ -774,5 +941,44 @@ mod tests {
             ..Capacity::default()
         };
         assert_eq!(reservation_per_hour(&prices, &half), 250);
+    }
+    #[test]
+    fn an_undecodable_call_is_sent_back_as_the_typed_call_would_be() {
+        let metadata = Metadata::decode_from(include_bytes!("../metadata/zos.scale")).unwrap();
+        let group = Group::new(vec![account(1), account(2), account(3)], 2).unwrap();
+        let inner = api::Call::System(api::system::Call::remark {
+            remark: b"hello".to_vec(),
+        });
+        let inner_encoded = inner
+            .encode_as_type(metadata.outer_enums().call_enum_ty(), metadata.types())
+            .unwrap();
+        let weight = || Weight {
+            ref_time: 123_456_789,
+            proof_size: 4_096,
+        };
+        let when = Timepoint {
+            height: 7,
+            index: 1,
+        };
+        let typed = api::Call::Multisig(api::multisig::Call::as_multi {
+            threshold: 2,
+            other_signatories: group.others(&account(2)).unwrap(),
+            maybe_timepoint: Some(when.into()),
+            call: Box::new(inner),
+            max_weight: weight(),
+        })
+        .encode_as_type(metadata.outer_enums().call_enum_ty(), metadata.types())
+        .unwrap();
+        let mut raw = Vec::new();
+        RawAsMulti {
+            threshold: 2,
+            others: group.others(&account(2)).unwrap(),
+            timepoint: Some(when),
+            call: inner_encoded,
+            max_weight: weight(),
+        }
+        .encode_args_to(&mut raw);
+        // The typed encoding starts with the pallet's and the call's indices.
+        assert_eq!(typed[2..], raw[..]);
     }
 }

@@ -229,7 +229,8 @@ pub enum GroupCommand {
         /// Group name.
         name: String,
     },
-    /// The group's open proposals, with their calls decoded.
+    /// The group's open proposals, each with its whole call: a deployment in full, and for an
+    /// update its changes from the deployment on chain.
     Pending {
         /// Group name.
         name: String,
@@ -247,6 +248,10 @@ pub enum GroupCommand {
         /// How long to wait for the node to report the deployment (`120s`, `2m`).
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         wait_timeout: Duration,
+        /// Approve a call that `group pending` cannot show in full (another pallet's call, bytes
+        /// this zosctl cannot decode, a call that is not on chain). Check it another way first.
+        #[arg(long)]
+        blind: bool,
     },
     /// Withdraws a proposal (only its proposer can; others refuse by not approving).
     Reject {

@@ -6,6 +6,7 @@ mod ctx;
 mod exit;
 mod fmt;
 mod home;
+mod review;
 
 use std::process::ExitCode;
 

@@ -8,8 +8,9 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use zos_chain_client::{
+    api,
     keys::{NodeKey, UserKey},
-    multisig::Group,
+    multisig::{self, Group},
     AccountId32, ChainClient,
 };
 use zos_contracts::Capacity;
@@ -565,7 +566,9 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .stdout(
             predicate::str::contains("Deployments::create_contract")
                 .and(predicate::str::contains("approved  1/2"))
-                .and(predicate::str::contains("cpu 1  memory 256MiB")),
+                .and(predicate::str::contains("cpu 1  memory 256MiB"))
+                .and(predicate::str::contains("  deployment\n    version: 1\n"))
+                .and(predicate::str::contains("MODE: test")),
         );
     zosctl(&home, &url)
         .args([
@@ -662,6 +665,185 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
     let owned = json(&home, &url, &["get", "--owner", "team"])?;
     assert_eq!(owned[0]["id"], gid);
     assert_eq!(owned[0]["owner"], team_account.as_str());
+
+    // An update proposed to the group: members see the whole new deployment and what changes
+    // from the one on chain; the secret only as a sealed marker.
+    let group_v2 = write(
+        dir.path(),
+        "group-v2.yaml",
+        &format!(
+            "version: 2
+description: a test
+workloads:
+  - name: web
+    container:
+      image: {IMAGE}
+      entrypoint: [/bin/sh, -c]
+      args: [httpd -f -p 8080]
+      cpu: 2
+      memory: 256MiB
+      env: {{ MODE: prod, TOKEN: {{ secret: s3cr3t }} }}
+      mounts: [{{ volume: data, path: /data }}]
+      restart: on-failure
+  - name: data
+    volume: {{ size: 1GiB }}
+"
+        ),
+    )?;
+    let update = json(
+        &home,
+        &url,
+        &[
+            "--key",
+            "//Alice",
+            "apply",
+            "-f",
+            &group_v2,
+            "--contract",
+            &gid.to_string(),
+            "--as-group",
+            "team",
+        ],
+    )?;
+    assert_eq!(update["call"]["diff"]["from_version"], 1);
+    let update_hash = update["call_hash"].as_str().context("hash")?.to_string();
+    let pending = json(&home, &url, &["group", "pending", "team"])?;
+    let call = &pending[0]["call"];
+    assert_eq!(call["call"], "update_contract");
+    assert_eq!(call["decoded"], true);
+    assert_eq!(call["diff"]["from_version"], 1);
+    assert_eq!(call["diff"]["added"][0]["name"], "data");
+    assert_eq!(
+        call["diff"]["added"][0]["workload"]["volume"]["size"],
+        "1GiB"
+    );
+    assert_eq!(call["diff"]["removed"], Value::Array(vec![]));
+    assert_eq!(call["diff"]["changed"][0]["name"], "web");
+    let changes = call["diff"]["changed"][0]["changes"]
+        .as_array()
+        .context("changes")?;
+    let change = |path: &str| {
+        changes
+            .iter()
+            .find(|c| c["path"] == path)
+            .with_context(|| format!("a change of {path} in {changes:?}"))
+    };
+    assert_eq!(change("container.cpu")?["old"], 1);
+    assert_eq!(change("container.cpu")?["new"], 2);
+    assert_eq!(change("container.env.MODE")?["new"], "prod");
+    assert_eq!(change("container.env.TOKEN")?["old"], Value::Null);
+    assert!(change("container.env.TOKEN")?["new"]["sealed"].is_string());
+    assert_eq!(change("container.restart")?["new"], "on-failure");
+    let web = &call["deployment"]["workloads"][0]["container"];
+    assert_eq!(web["args"][0], "httpd -f -p 8080");
+    assert_eq!(web["mounts"][0]["path"], "/data");
+    zosctl(&home, &url)
+        .args(["group", "pending", "team"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Deployments::update_contract")
+                .and(predicate::str::contains(
+                    "changes   from version 1 on chain",
+                ))
+                .and(predicate::str::contains("    added data (volume)\n"))
+                .and(predicate::str::contains("    changed web\n"))
+                .and(predicate::str::contains("      container.cpu: 1 → 2\n"))
+                .and(predicate::str::contains(
+                    "      container.env.MODE: test → prod\n",
+                ))
+                .and(predicate::str::contains(
+                    "      container.env.TOKEN: (not set) → sealed ",
+                ))
+                .and(predicate::str::contains("- httpd -f -p 8080"))
+                .and(predicate::str::contains("restart: on-failure"))
+                .and(predicate::str::contains("s3cr3t").not()),
+        );
+    zosctl(&home, &url)
+        .args(["--key", "//Alice", "group", "reject", "team", &update_hash])
+        .assert()
+        .success();
+
+    // A call zosctl does not decode (another pallet's) is shown as such, and approved only with
+    // --blind.
+    let group = Group::new(
+        ["//Alice", "//Bob", "//Charlie"]
+            .iter()
+            .map(|u| Ok(UserKey::from_uri(u)?.account()))
+            .collect::<Result<Vec<AccountId32>>>()?,
+        2,
+    )?;
+    let remark = api::Call::System(api::system::Call::remark {
+        remark: b"hello from the group".to_vec(),
+    });
+    let proposed = multisig::propose(
+        &client,
+        &client.submitter(UserKey::from_uri("//Alice")?),
+        &group,
+        remark,
+    )
+    .await?;
+    let remark_hash = format!("0x{}", hex::encode(proposed.call.hash));
+    let pending = json(&home, &url, &["group", "pending", "team"])?;
+    assert_eq!(pending[0]["call_hash"], remark_hash.as_str());
+    assert_eq!(pending[0]["call"]["pallet"], "System");
+    assert_eq!(pending[0]["call"]["call"], "remark");
+    assert_eq!(pending[0]["call"]["decoded"], false);
+    assert!(pending[0]["call"]["undecodable"].is_string());
+    assert_eq!(
+        pending[0]["call"]["encoded"],
+        format!("0x{}", hex::encode(&proposed.call.encoded)).as_str()
+    );
+    zosctl(&home, &url)
+        .args(["group", "pending", "team"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("call      System::remark")
+                .and(predicate::str::contains(
+                    "undecoded System::remark is not a call zosctl decodes",
+                ))
+                .and(predicate::str::contains("approving it takes --blind")),
+        );
+    zosctl(&home, &url)
+        .args([
+            "--key",
+            "//Bob",
+            "group",
+            "approve",
+            "team",
+            &remark_hash,
+            "--no-wait",
+        ])
+        .assert()
+        .code(4)
+        .stderr(
+            predicate::str::contains("cannot show what proposal")
+                .and(predicate::str::contains("System::remark"))
+                .and(predicate::str::contains("--blind")),
+        );
+    let still = json(&home, &url, &["group", "pending", "team"])?;
+    assert_eq!(still[0]["approvals"].as_array().map(Vec::len), Some(1));
+    let blind = json(
+        &home,
+        &url,
+        &[
+            "--key",
+            "//Bob",
+            "group",
+            "approve",
+            "team",
+            &remark_hash,
+            "--blind",
+        ],
+    )?;
+    assert_eq!(blind["executed"], true);
+    assert_eq!(blind["blind"], true);
+    assert_eq!(blind["pallet"], "System");
+    assert_eq!(
+        json(&home, &url, &["group", "pending", "team"])?,
+        Value::Array(vec![])
+    );
 
     // Its deletion, by the group.
     let cancel = json(

@@ -7,15 +7,16 @@ use serde_json::{json, Value};
 use zos_chain_client::{
     api::{self, runtime_types::pallet_deployments::types::Pricing},
     keys::UserKey,
-    multisig::{self, Approval, CallSummary, Group, GroupCall, Proposal},
+    multisig::{self, Approval, CallSummary, Group, GroupCall, Proposal, ProposedCall},
     ChainClient,
 };
+use zos_contracts::{validate, Deployment};
 
 use crate::{
     commands::apply,
     ctx::{Ctx, Out},
     exit::{coded, invalid, Exit},
-    fmt,
+    fmt, review,
 };
 
 /// `group create NAME --members A,B,C --threshold N`.
@@ -113,10 +114,78 @@ fn parse_hash(s: &str) -> anyhow::Result<[u8; 32]> {
     Ok(h)
 }
 
-/// A decoded call, for people (lines indented by `indent`) and JSON.
-fn call_view(ctx: &Ctx, call: &GroupCall, prices: &Pricing, indent: &str) -> (String, Value) {
+/// Why `call` cannot be shown in full, when it cannot: approving it then takes `--blind`.
+fn unshown(call: &ProposedCall) -> Option<String> {
+    match call {
+        ProposedCall::Unavailable(why) => Some(format!("its call is not on chain: {why}")),
+        ProposedCall::Undecodable {
+            pallet,
+            name,
+            reason,
+            ..
+        } => Some(format!(
+            "{pallet}::{name} does not decode with this zosctl's types: {reason}"
+        )),
+        ProposedCall::Decoded(c) => match &c.summary {
+            CallSummary::Other => Some(format!(
+                "{}::{} is not a call zosctl decodes",
+                c.pallet, c.name
+            )),
+            CallSummary::CreateContract { deployment, .. }
+            | CallSummary::UpdateContract { deployment, .. } => review::deployment_json(deployment)
+                .err()
+                .map(|e| format!("its deployment cannot be shown: {e}")),
+            CallSummary::CancelContract { .. } | CallSummary::Transfer { .. } => None,
+        },
+    }
+}
+
+/// The deployment on chain that an update proposal replaces; `None` when the call is not an
+/// update or the contract is gone.
+async fn replaced(client: &ChainClient, call: &GroupCall) -> anyhow::Result<Option<Deployment>> {
+    match &call.summary {
+        CallSummary::UpdateContract { contract, .. } => Ok(client
+            .contract(*contract, None)
+            .await?
+            .map(|c| c.deployment)),
+        _ => Ok(None),
+    }
+}
+
+/// `0x…` of an encoded call, cut after 64 bytes for people.
+fn encoded_human(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    if bytes.len() <= SHOWN {
+        format!("0x{} ({} bytes)", hex::encode(bytes), bytes.len())
+    } else {
+        format!(
+            "0x{}... ({} bytes; all of them in -o json)",
+            hex::encode(&bytes[..SHOWN]),
+            bytes.len()
+        )
+    }
+}
+
+/// `text` with every line indented by `indent`.
+fn indented(text: &str, indent: &str) -> String {
+    text.lines().map(|l| format!("{indent}{l}\n")).collect()
+}
+
+/// A decoded call, for people (lines indented by `indent`) and JSON. `current` is the deployment
+/// on chain that an update replaces.
+fn call_view(
+    ctx: &Ctx,
+    call: &GroupCall,
+    prices: &Pricing,
+    current: Option<&Deployment>,
+    indent: &str,
+) -> (String, Value) {
     let mut human = format!("{indent}call      {}::{}\n", call.pallet, call.name);
-    let mut j = json!({ "pallet": call.pallet, "call": call.name });
+    let mut j = json!({
+        "pallet": call.pallet,
+        "call": call.name,
+        "encoded": format!("0x{}", hex::encode(&call.encoded)),
+    });
     match &call.summary {
         CallSummary::CreateContract { deployment, .. }
         | CallSummary::UpdateContract { deployment, .. } => {
@@ -150,6 +219,44 @@ fn call_view(ctx: &Ctx, call: &GroupCall, prices: &Pricing, indent: &str) -> (St
             j["workloads"] = json!(lines.iter().map(|w| w.json()).collect::<Vec<_>>());
             j["capacity"] = fmt::capacity_json(&capacity);
             j["price_per_hour"] = json!(per_hour.to_string());
+            if let Err(e) = validate(deployment) {
+                human.push_str(&format!(
+                    "{indent}invalid   the chain will refuse it: {e}\n"
+                ));
+                j["invalid"] = json!(e.to_string());
+            }
+            if let CallSummary::UpdateContract { contract, .. } = &call.summary {
+                match current.map(|c| (c, review::diff(c, deployment))) {
+                    Some((c, Ok(diff))) => {
+                        human.push_str(&format!(
+                            "{indent}changes   from version {} on chain\n{}",
+                            c.version,
+                            diff.human(&format!("{indent}  "))
+                        ));
+                        j["diff"] = diff.json();
+                    }
+                    Some((_, Err(e))) => {
+                        human.push_str(&format!("{indent}changes   cannot be shown: {e}\n"));
+                        j["diff"] = json!({ "error": e.to_string() });
+                    }
+                    None => {
+                        human.push_str(&format!(
+                            "{indent}changes   none to show: contract {contract} is not on chain, the update will fail\n"
+                        ));
+                        j["diff"] = Value::Null;
+                    }
+                }
+            }
+            match review::deployment_yaml(deployment) {
+                Ok(yaml) => {
+                    human.push_str(&format!(
+                        "{indent}deployment\n{}",
+                        indented(&yaml, &format!("{indent}  "))
+                    ));
+                }
+                Err(e) => human.push_str(&format!("{indent}deployment cannot be shown: {e}\n")),
+            }
+            j["deployment"] = review::deployment_json(deployment).unwrap_or(Value::Null);
         }
         CallSummary::CancelContract { contract } => {
             human.push_str(&format!("{indent}contract  {contract}\n"));
@@ -164,12 +271,65 @@ fn call_view(ctx: &Ctx, call: &GroupCall, prices: &Pricing, indent: &str) -> (St
             j["to"] = json!(to.to_string());
             j["amount"] = json!(amount.to_string());
         }
-        CallSummary::Other => {}
+        CallSummary::Other => {
+            human.push_str(&format!(
+                "{indent}encoded   {}\n",
+                encoded_human(&call.encoded)
+            ));
+        }
     }
     (human, j)
 }
 
-fn proposal_view(ctx: &Ctx, group: &Group, p: &Proposal, prices: &Pricing) -> (String, Value) {
+/// Any proposed call, for people and JSON; one that cannot be shown in full says so, and that
+/// approving it takes `--blind`.
+fn proposed_view(
+    ctx: &Ctx,
+    call: &ProposedCall,
+    prices: &Pricing,
+    current: Option<&Deployment>,
+    indent: &str,
+) -> (String, Value) {
+    let (mut human, mut j) = match call {
+        ProposedCall::Decoded(c) => call_view(ctx, c, prices, current, indent),
+        ProposedCall::Undecodable {
+            pallet,
+            name,
+            encoded,
+            ..
+        } => (
+            format!(
+                "{indent}call      {pallet}::{name}\n{indent}encoded   {}\n",
+                encoded_human(encoded)
+            ),
+            json!({
+                "pallet": pallet,
+                "call": name,
+                "encoded": format!("0x{}", hex::encode(encoded)),
+            }),
+        ),
+        ProposedCall::Unavailable(_) => (format!("{indent}call      unknown\n"), json!({})),
+    };
+    match unshown(call) {
+        Some(why) => {
+            human.push_str(&format!(
+                "{indent}undecoded {why}; approving it takes --blind\n"
+            ));
+            j["decoded"] = json!(false);
+            j["undecodable"] = json!(why);
+        }
+        None => j["decoded"] = json!(true),
+    }
+    (human, j)
+}
+
+fn proposal_view(
+    ctx: &Ctx,
+    group: &Group,
+    p: &Proposal,
+    prices: &Pricing,
+    current: Option<&Deployment>,
+) -> (String, Value) {
     let mut human = format!(
         "proposal {}\n  proposed  by {} at block {} extrinsic {} (deposit {})\n  approved  {}/{}: {}\n",
         fmt::hash(&p.call_hash),
@@ -185,17 +345,8 @@ fn proposal_view(ctx: &Ctx, group: &Group, p: &Proposal, prices: &Pricing) -> (S
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let call = match &p.call {
-        Ok(call) => {
-            let (h, j) = call_view(ctx, call, prices, "  ");
-            human.push_str(&h);
-            j
-        }
-        Err(why) => {
-            human.push_str(&format!("  call      unknown: {why}\n"));
-            json!({ "unknown": why })
-        }
-    };
+    let (h, call) = proposed_view(ctx, &p.call, prices, current, "  ");
+    human.push_str(&h);
     let waiting: Vec<String> = group
         .members()
         .iter()
@@ -226,7 +377,11 @@ pub async fn pending(ctx: &Ctx, name: &str) -> anyhow::Result<Out> {
     let mut human = String::new();
     let mut rows = Vec::new();
     for p in &open {
-        let (h, j) = proposal_view(ctx, &group, p, &prices);
+        let current = match &p.call {
+            ProposedCall::Decoded(call) => replaced(&client, call).await?,
+            _ => None,
+        };
+        let (h, j) = proposal_view(ctx, &group, p, &prices, current.as_ref());
         human.push_str(&h);
         human.push('\n');
         rows.push(j);
@@ -252,7 +407,8 @@ pub async fn propose(
     let submitter = client.submitter(key.clone());
     let proposed = multisig::propose(client, &submitter, group, call).await?;
     let prices = client.pricing(None).await?;
-    let (call_human, call_json) = call_view(ctx, &proposed.call, &prices, "  ");
+    let current = replaced(client, &proposed.call).await?;
+    let (call_human, call_json) = call_view(ctx, &proposed.call, &prices, current.as_ref(), "  ");
     let hash = fmt::hash(&proposed.call.hash);
     Ok(Out {
         human: format!(
@@ -271,18 +427,32 @@ pub async fn propose(
     })
 }
 
-/// `group approve NAME CALL_HASH`.
+/// `group approve NAME CALL_HASH [--blind]`: a call that cannot be shown in full is approved
+/// only with `blind`.
 pub async fn approve(
     ctx: &Ctx,
     name: &str,
     call_hash: &str,
     wait: Option<Duration>,
+    blind: bool,
 ) -> anyhow::Result<Out> {
     let group = ctx.home.group(name)?;
     let hash = parse_hash(call_hash)?;
     let key = ctx.key()?;
     group.others(&key.account())?;
     let client = ctx.client().await?;
+    if !blind {
+        let open = multisig::proposal(&client, &group, hash).await?;
+        if let Some(why) = unshown(&open.call) {
+            return Err(coded(
+                Exit::Refused,
+                format!(
+                    "not approved: zosctl cannot show what proposal {} does ({why}); approve only what you have checked another way, with --blind",
+                    fmt::hash(&hash)
+                ),
+            ));
+        }
+    }
     let submitter = client.submitter(key.clone());
     match multisig::approve(&client, &submitter, &group, hash).await? {
         Approval::Recorded {
@@ -298,6 +468,7 @@ pub async fn approve(
             json: json!({
                 "call_hash": fmt::hash(&hash),
                 "executed": false,
+                "blind": blind,
                 "approvals": approvals,
                 "threshold": threshold,
             }),
@@ -331,15 +502,17 @@ pub async fn approve(
                 what = format!(": contract {} canceled", e.contract_id);
                 contract = Some(e.contract_id);
             }
+            let (pallet, call_name) = call.names().unwrap_or(("?", "?"));
             let message = format!(
-                "approved {}: the threshold is reached and {}::{} ran as group {name}{what}",
+                "approved {}: the threshold is reached and {pallet}::{call_name} ran as group {name}{what}",
                 fmt::hash(&hash),
-                call.pallet,
-                call.name
             );
-            let deployment = match &call.summary {
-                CallSummary::CreateContract { deployment, .. }
-                | CallSummary::UpdateContract { deployment, .. } => Some(deployment),
+            let deployment = match &*call {
+                ProposedCall::Decoded(c) => match &c.summary {
+                    CallSummary::CreateContract { deployment, .. }
+                    | CallSummary::UpdateContract { deployment, .. } => Some(deployment),
+                    _ => None,
+                },
                 _ => None,
             };
             let states = match (wait, contract, deployment) {
@@ -355,8 +528,9 @@ pub async fn approve(
                     "call_hash": fmt::hash(&hash),
                     "executed": true,
                     "result": "ok",
-                    "pallet": call.pallet,
-                    "call": call.name,
+                    "blind": blind,
+                    "pallet": pallet,
+                    "call": call_name,
                     "contract": contract,
                     "workloads": states.map(|s| s.into_iter().map(|(n, (st, m))| json!({"name": n, "status": st, "message": m})).collect::<Vec<_>>()),
                 }),
@@ -378,12 +552,11 @@ pub async fn approve(
             } else {
                 "; propose again once that is fixed".into()
             };
+            let (pallet, call_name) = call.names().unwrap_or(("?", "?"));
             Err(coded(
                 Exit::Refused,
                 format!(
-                    "the threshold was reached and {}::{} ran as group {name}, but failed: {}. The proposal is closed{hint}",
-                    call.pallet,
-                    call.name,
+                    "the threshold was reached and {pallet}::{call_name} ran as group {name}, but failed: {}. The proposal is closed{hint}",
                     fmt::failure(&failure)
                 ),
             ))

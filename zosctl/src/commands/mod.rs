@@ -52,9 +52,10 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Out> {
             call_hash,
             no_wait,
             wait_timeout,
+            blind,
         }) => {
             let wait = (!no_wait).then_some(wait_timeout);
-            group::approve(ctx, &name, &call_hash, wait).await
+            group::approve(ctx, &name, &call_hash, wait, blind).await
         }
         Command::Group(GroupCommand::Reject { name, call_hash }) => {
             group::reject(ctx, &name, &call_hash).await
