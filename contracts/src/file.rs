@@ -17,8 +17,8 @@
 //!
 //! Unknown fields are rejected, and every error names the field path (and the line, for YAML).
 //! [`DeploymentFile::into_deployment`] gives the canonical form (sealing `secret:` values to the
-//! node's key); [`DeploymentFile::from_deployment`] gives it back, with sealed values as
-//! `sealed: <hex>`.
+//! node's key, for the contract's owner, the workload and the variable);
+//! [`DeploymentFile::from_deployment`] gives it back, with sealed values as `sealed: <hex>`.
 
 use std::net::Ipv4Addr;
 
@@ -27,7 +27,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     model::{self, Deployment, EnvValue, WorkloadSpec},
-    sealed::{self, SealError},
+    sealed::{self, SealError, SealFor},
     units::{Cpu, Size},
     BoundedVec,
 };
@@ -173,7 +173,8 @@ fn is_default_restart(r: &RestartFile) -> bool {
 }
 
 /// An environment value: a plain string, `{ secret: "..." }` to be sealed to the node's key when
-/// the deployment is applied, or `{ sealed: "<hex>" }` already sealed.
+/// the deployment is applied, or `{ sealed: "<hex>" }` already sealed (it opens only for the
+/// owner, node, workload and variable it was sealed for).
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(
     untagged,
@@ -232,8 +233,8 @@ pub enum FileError {
         /// The bound.
         max: u32,
     },
-    /// A `secret:` value, but no node key to seal it to.
-    SecretWithoutNodeKey {
+    /// A `secret:` value, but no owner and node to seal it for.
+    SecretWithoutSealFor {
         /// Field path.
         path: String,
     },
@@ -279,9 +280,10 @@ impl core::fmt::Display for FileError {
                 "{path}: set exactly one of container, vm, volume, disk or network"
             ),
             FileError::TooLong { path, max } => write!(f, "{path}: longer than {max}"),
-            FileError::SecretWithoutNodeKey { path } => {
-                write!(f, "{path}: a secret needs the node's key to be sealed to")
-            }
+            FileError::SecretWithoutSealFor { path } => write!(
+                f,
+                "{path}: a secret needs the contract's owner and node to be sealed for"
+            ),
             FileError::BadSealedValue { path } => write!(f, "{path}: sealed value is not hex"),
             FileError::Seal { path, source } => write!(f, "{path}: {source}"),
             FileError::NotText { path } => write!(f, "{path}: not UTF-8"),
@@ -343,15 +345,15 @@ impl DeploymentFile {
         serde_json::to_string_pretty(self).expect("the file types serialize to JSON; qed")
     }
 
-    /// The canonical form. `secret:` values are sealed to `node_key` (the node's ed25519 public
-    /// key); without one they are an error. The result is not yet validated: see
-    /// [`crate::validate`].
-    pub fn into_deployment(&self, node_key: Option<&[u8; 32]>) -> Result<Deployment, FileError> {
+    /// The canonical form. `secret:` values are sealed for `seal_for` (to its node's key, bound
+    /// to its owner and to the workload and variable they are set in); without it they are an
+    /// error. The result is not yet validated: see [`crate::validate`].
+    pub fn into_deployment(&self, seal_for: Option<&SealFor>) -> Result<Deployment, FileError> {
         let workloads = self
             .workloads
             .iter()
             .enumerate()
-            .map(|(i, w)| w.to_workload(&format!("workloads[{i}]"), node_key))
+            .map(|(i, w)| w.to_workload(&format!("workloads[{i}]"), seal_for))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Deployment {
             version: self.version,
@@ -429,7 +431,8 @@ fn texts<B: AsRef<[u8]>>(items: &[B], path: &str) -> Result<Vec<String>, FileErr
 fn to_env(
     env: &IndexMap<String, EnvFile>,
     path: &str,
-    node_key: Option<&[u8; 32]>,
+    seal_for: Option<&SealFor>,
+    workload: &str,
 ) -> Result<model::Env, FileError> {
     let vars = env
         .iter()
@@ -438,14 +441,15 @@ fn to_env(
             let value = match value {
                 EnvFile::Plain(v) => EnvValue::Plain(bounded_str(v, &path)?),
                 EnvFile::Secret { secret } => {
-                    let key = node_key
-                        .ok_or_else(|| FileError::SecretWithoutNodeKey { path: path.clone() })?;
-                    EnvValue::Sealed(sealed::seal(key, secret.as_bytes()).map_err(|source| {
-                        FileError::Seal {
+                    let to = seal_for
+                        .ok_or_else(|| FileError::SecretWithoutSealFor { path: path.clone() })?;
+                    let context = to.context(workload.as_bytes(), key.as_bytes());
+                    EnvValue::Sealed(sealed::seal(&context, secret.as_bytes()).map_err(
+                        |source| FileError::Seal {
                             path: path.clone(),
                             source,
-                        }
-                    })?)
+                        },
+                    )?)
                 }
                 EnvFile::Sealed { sealed } => {
                     let bytes = hex::decode(sealed)
@@ -495,7 +499,7 @@ impl WorkloadFile {
     fn to_workload(
         &self,
         path: &str,
-        node_key: Option<&[u8; 32]>,
+        seal_for: Option<&SealFor>,
     ) -> Result<model::Workload, FileError> {
         let kinds = [
             self.container.is_some(),
@@ -515,7 +519,7 @@ impl WorkloadFile {
                 image: c.image.0.clone(),
                 entrypoint: bounded_strs(&c.entrypoint, &format!("{p}.entrypoint"))?,
                 args: bounded_strs(&c.args, &format!("{p}.args"))?,
-                env: to_env(&c.env, &format!("{p}.env"), node_key)?,
+                env: to_env(&c.env, &format!("{p}.env"), seal_for, &self.name)?,
                 workdir: c
                     .workdir
                     .as_deref()
@@ -562,7 +566,7 @@ impl WorkloadFile {
                     .map(|a| to_attachment(a, &format!("{p}.network")))
                     .transpose()?,
                 ssh_keys: bounded_strs(&vm.ssh_keys, &format!("{p}.ssh_keys"))?,
-                env: to_env(&vm.env, &format!("{p}.env"), node_key)?,
+                env: to_env(&vm.env, &format!("{p}.env"), seal_for, &self.name)?,
             })
         } else if let Some(v) = &self.volume {
             WorkloadSpec::Volume(model::Volume { size: v.size.0 })

@@ -28,10 +28,19 @@ pub const MAX_ENV_VARS: u32 = 64;
 pub const MAX_ENV_KEY_LEN: u32 = 128;
 /// Bytes of a plain environment value.
 pub const MAX_ENV_VALUE_LEN: u32 = 4096;
-/// Bytes of a sealed value: the plain bound plus the sealing overhead (see `sealed`).
-pub const MAX_SEALED_VALUE_LEN: u32 = MAX_ENV_VALUE_LEN + SEAL_OVERHEAD;
-/// Bytes the sealing adds to a value: an ephemeral X25519 public key and a Poly1305 tag.
+/// Bytes of a sealed value: the plain bound, the longest context and the sealing overhead (see
+/// `sealed`).
+pub const MAX_SEALED_VALUE_LEN: u32 = MAX_ENV_VALUE_LEN + MAX_SEAL_CONTEXT_LEN + SEAL_OVERHEAD;
+/// Bytes of the shortest sealed value: an empty value with the shortest context.
+pub const MIN_SEALED_VALUE_LEN: u32 = MIN_SEAL_CONTEXT_LEN + SEAL_OVERHEAD;
+/// Bytes the sealing adds to what it seals: an ephemeral X25519 public key and a Poly1305 tag.
 pub const SEAL_OVERHEAD: u32 = 32 + 16;
+/// Bytes of the context sealed with a value: the 13-byte tag `zos/secret/v1`, the owner's and the
+/// node's accounts, then the workload's and the variable's names, each after its SCALE compact
+/// length (one byte up to 63, two up to 16383).
+pub const MAX_SEAL_CONTEXT_LEN: u32 = 13 + 32 + 32 + (1 + MAX_NAME_LEN) + (2 + MAX_ENV_KEY_LEN);
+/// Bytes of the shortest context: both names one byte long.
+pub const MIN_SEAL_CONTEXT_LEN: u32 = 13 + 32 + 32 + (1 + 1) + (1 + 1);
 /// Volumes mounted into one container.
 pub const MAX_MOUNTS: u32 = 16;
 /// Disks attached to one VM.

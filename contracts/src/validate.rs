@@ -168,7 +168,8 @@ pub enum ValidationError {
         /// The later variable.
         field: Field,
     },
-    /// A plain value is not UTF-8 or has a NUL byte, or a sealed value is shorter than the sealing overhead.
+    /// A plain value is not UTF-8 or has a NUL byte, or a sealed value is shorter than the shortest
+    /// sealed value ([`limits::MIN_SEALED_VALUE_LEN`]).
     InvalidEnvValue {
         /// The workload.
         workload: Name,
@@ -392,7 +393,7 @@ impl core::fmt::Display for ValidationError {
             E::InvalidEnvValue { field, .. } => write!(
                 f,
                 "{field}: a plain value must be UTF-8 without NUL bytes; a sealed one at least {} bytes",
-                limits::SEAL_OVERHEAD
+                limits::MIN_SEALED_VALUE_LEN
             ),
             E::InvalidSshKey { field, .. } => write!(
                 f,
@@ -718,7 +719,7 @@ fn env(workload: &Name, env: &Env) -> Result<(), ValidationError> {
         }
         let value_ok = match &var.value {
             EnvValue::Plain(v) => !v.contains(&0) && core::str::from_utf8(v).is_ok(),
-            EnvValue::Sealed(s) => s.len() >= limits::SEAL_OVERHEAD as usize,
+            EnvValue::Sealed(s) => s.len() >= limits::MIN_SEALED_VALUE_LEN as usize,
         };
         if !value_ok {
             return Err(ValidationError::InvalidEnvValue {

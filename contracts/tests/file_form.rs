@@ -2,7 +2,8 @@
 
 use zos_contracts::{
     file::{DeploymentFile, FileError},
-    validate, EnvValue, WorkloadSpec,
+    sealed::{self, ContextPart, SealError, SealFor},
+    validate, Deployment, EnvValue, WorkloadSpec,
 };
 
 const IMAGE: &str =
@@ -169,9 +170,24 @@ fn json_is_read_with_the_same_rules() {
     assert_eq!(back.into_deployment(None).unwrap(), d);
 }
 
+/// The sealed bytes of variable `index` of the first workload (a container).
+fn sealed_env(d: &Deployment, index: usize) -> Vec<u8> {
+    let WorkloadSpec::Container(c) = &d.workloads[0].spec else {
+        panic!("the first workload is a container")
+    };
+    let EnvValue::Sealed(sealed) = &c.env[index].value else {
+        panic!("not sealed")
+    };
+    sealed.to_vec()
+}
+
 #[test]
 fn secrets_are_sealed_to_the_node_and_never_written_plain() {
     let node = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let to = SealFor {
+        owner: [1; 32],
+        node: node.verifying_key().to_bytes(),
+    };
     let yaml = format!(
         "workloads:
   - name: web
@@ -188,21 +204,13 @@ fn secrets_are_sealed_to_the_node_and_never_written_plain() {
     let e = file.into_deployment(None).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "workloads[0].container.env.TOKEN: a secret needs the node's key to be sealed to"
+        "workloads[0].container.env.TOKEN: a secret needs the contract's owner and node to be sealed for"
     );
 
-    let d = file
-        .into_deployment(Some(node.verifying_key().as_bytes()))
-        .unwrap();
+    let d = file.into_deployment(Some(&to)).unwrap();
     validate(&d).unwrap();
-    let WorkloadSpec::Container(c) = &d.workloads[0].spec else {
-        panic!()
-    };
-    let EnvValue::Sealed(sealed) = &c.env[1].value else {
-        panic!("not sealed")
-    };
     assert_eq!(
-        zos_contracts::sealed::open(&node, sealed).unwrap(),
+        sealed::open(&node, &to.context(b"web", b"TOKEN"), &sealed_env(&d, 1)).unwrap(),
         b"hunter2"
     );
     let encoded = codec::Encode::encode(&d);
@@ -218,4 +226,67 @@ fn secrets_are_sealed_to_the_node_and_never_written_plain() {
         .into_deployment(None)
         .unwrap();
     assert_eq!(again, d);
+}
+
+#[test]
+fn a_sealed_value_copied_into_another_contract_does_not_open() {
+    let node = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let yaml = |name: &str, key: &str, value: &str| {
+        format!(
+            "workloads:
+  - name: {name}
+    container:
+      image: {IMAGE}
+      cpu: 1
+      memory: 64MiB
+      env: {{ {key}: {value} }}
+"
+        )
+    };
+    let victim = SealFor {
+        owner: [1; 32],
+        node: node.verifying_key().to_bytes(),
+    };
+    let d = DeploymentFile::from_yaml(&yaml("web", "TOKEN", "{ secret: hunter2 }"))
+        .unwrap()
+        .into_deployment(Some(&victim))
+        .unwrap();
+    // What anyone can read from chain storage, put into other contracts on the same node.
+    let copied = format!("{{ sealed: {} }}", hex::encode(sealed_env(&d, 0)));
+    let attacker = SealFor {
+        owner: [2; 32],
+        ..victim
+    };
+    for (seal_for, name, key, part) in [
+        (&attacker, "web", "TOKEN", ContextPart::Owner),
+        (&victim, "app", "TOKEN", ContextPart::Workload),
+        (&victim, "web", "DEBUG_TOKEN", ContextPart::Variable),
+    ] {
+        let copy = DeploymentFile::from_yaml(&yaml(name, key, &copied))
+            .unwrap()
+            .into_deployment(Some(seal_for))
+            .unwrap();
+        validate(&copy).unwrap();
+        let e = sealed::open(
+            &node,
+            &seal_for.context(name.as_bytes(), key.as_bytes()),
+            &sealed_env(&copy, 0),
+        )
+        .unwrap_err();
+        assert_eq!(e, SealError::SealedForAnother(part));
+        assert_eq!(e.to_string(), format!("sealed for another {part}"));
+    }
+    let other_node = ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]);
+    let there = SealFor {
+        node: other_node.verifying_key().to_bytes(),
+        ..victim
+    };
+    assert_eq!(
+        sealed::open(
+            &other_node,
+            &there.context(b"web", b"TOKEN"),
+            &sealed_env(&d, 0)
+        ),
+        Err(SealError::CannotOpen)
+    );
 }

@@ -1,8 +1,8 @@
 //! Every validation error, reached from a deployment a user could write.
 
 use zos_contracts::{
-    file::DeploymentFile, validate, BoundedVec, Deployment, EnvValue, Field, ValidationError,
-    WorkloadKind, WorkloadSpec,
+    file::DeploymentFile, limits, validate, BoundedVec, Deployment, EnvValue, Field,
+    ValidationError, WorkloadKind, WorkloadSpec,
 };
 
 const IMAGE: &str =
@@ -298,6 +298,17 @@ fn env_keys_and_values_are_checked() {
     );
     let d = container("      env: { A: { sealed: \"00ff\" } }");
     assert!(matches!(err(&d), ValidationError::InvalidEnvValue { .. }));
+    // As long as the sealing overhead but without room for the context every sealed value carries.
+    let overhead_only = "00".repeat(limits::SEAL_OVERHEAD as usize);
+    let d = container(&format!(
+        "      env: {{ A: {{ sealed: \"{overhead_only}\" }} }}"
+    ));
+    assert!(matches!(err(&d), ValidationError::InvalidEnvValue { .. }));
+    let shortest = "00".repeat(limits::MIN_SEALED_VALUE_LEN as usize);
+    validate(&container(&format!(
+        "      env: {{ A: {{ sealed: \"{shortest}\" }} }}"
+    )))
+    .unwrap();
 
     let mut d = container("      env: { A: x, B: y }");
     let WorkloadSpec::Container(c) = &mut d.workloads[3].spec else {

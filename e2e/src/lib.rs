@@ -13,7 +13,7 @@ use zos_chain_client::{
     keys::{NodeKey, UserKey},
     AccountId32, ChainClient, MultiAddress, Static, Submitter,
 };
-use zos_contracts::{file::DeploymentFile, Deployment};
+use zos_contracts::{file::DeploymentFile, sealed::SealFor, Deployment};
 use zos_image_store::push::{push_dirs, PushOptions};
 use zos_testkit::{binary, registry::Registry, wait_until, ChainNode, Process};
 
@@ -301,10 +301,16 @@ pub fn busybox_rootfs() -> Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// A deployment from its YAML form, secrets sealed to `node` when given.
-pub fn deployment(yaml: &str, node: Option<&AccountId32>) -> Result<Deployment> {
-    let key = node.map(|a| a.0);
-    Ok(DeploymentFile::from_yaml(yaml)?.into_deployment(key.as_ref())?)
+/// A deployment from its YAML form, secrets sealed for `(owner, node)` when given.
+pub fn deployment(
+    yaml: &str,
+    seal_for: Option<(&AccountId32, &AccountId32)>,
+) -> Result<Deployment> {
+    let seal_for = seal_for.map(|(owner, node)| SealFor {
+        owner: owner.0,
+        node: node.0,
+    });
+    Ok(DeploymentFile::from_yaml(yaml)?.into_deployment(seal_for.as_ref())?)
 }
 
 /// Serialises the tests of one binary that run agents: container names come from contract ids,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use zos_chain_client::keys::UserKey;
+use zos_contracts::file::{DeploymentFile, EnvFile};
 use zos_e2e::{
     container_main_pid, deployment, leftovers, process_env, read_in_container, wait_gone, Agent,
     Grid,
@@ -92,7 +93,10 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
 
     // Deployed: runs with its limits and env, writes to its volume, `ok` on chain, reserved.
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
-    let d1 = deployment(&app(1, 1, &grid.image, "hello"), Some(&node))?;
+    let d1 = deployment(
+        &app(1, 1, &grid.image, "hello"),
+        Some((bob.account(), &node)),
+    )?;
     let id = grid.create(&bob, &node, &d1).await?;
     grid.wait_states(id, 1, &[("data", "ok"), ("app", "ok")], DEPLOY)
         .await?;
@@ -119,8 +123,48 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
         "zos-agent status lists both workloads: {status}"
     );
 
+    // Charlie copies Bob's sealed TOKEN from chain storage into his own contract on this node:
+    // the node refuses to open it, says which variable and why, and never starts the container.
+    let stored = grid.client.contract(id, None).await?.context("on chain")?;
+    let file = DeploymentFile::from_deployment(&stored.deployment)?;
+    let Some(EnvFile::Sealed { sealed }) = file.workloads[1]
+        .container
+        .as_ref()
+        .and_then(|c| c.env.get("TOKEN"))
+    else {
+        anyhow::bail!("TOKEN is sealed on chain: {file:?}");
+    };
+    let charlie = grid.client.submitter(UserKey::from_uri("//Charlie")?);
+    let copy = format!(
+        "workloads:\n  - name: app\n    container:\n      image: {}\n      entrypoint: [/bin/sh, -c, 'echo $TOKEN; exec sleep 100000']\n      env: {{ TOKEN: {{ sealed: {sealed} }} }}\n      cpu: 100m\n      memory: 16MiB\n",
+        grid.image
+    );
+    let stolen = grid
+        .create(&charlie, &node, &deployment(&copy, None)?)
+        .await?;
+    let lines = grid
+        .wait_states(stolen, 1, &[("app", "error")], DEPLOY)
+        .await?;
+    ensure!(
+        lines[0].2.contains("env TOKEN") && lines[0].2.contains("sealed for another owner"),
+        "the error names the variable and the reason: {lines:?}"
+    );
+    ensure!(
+        container_main_pid(stolen, "app").is_none()
+            && !leftovers(stolen, home)
+                .iter()
+                .any(|l| l.starts_with("cgroup")),
+        "the copy's container never started: {:?}",
+        leftovers(stolen, home)
+    );
+    grid.cancel(&charlie, stolen).await?;
+    wait_gone(stolen, home, DEPLOY).await?;
+
     // Updated env: restarted with it, the volume's data kept.
-    let d2 = deployment(&app(2, 2, &grid.image, "bonjour"), Some(&node))?;
+    let d2 = deployment(
+        &app(2, 2, &grid.image, "bonjour"),
+        Some((bob.account(), &node)),
+    )?;
     grid.update(&bob, id, &d2).await?;
     grid.wait_states(id, 2, &[("data", "ok"), ("app", "ok")], DEPLOY)
         .await?;
@@ -153,7 +197,10 @@ async fn the_agent_converges_after_a_crash_and_after_losing_its_state() -> Resul
     let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
 
     // kill -9 in the middle of a deploy.
-    let d = deployment(&app(1, 1, &grid.image, "hello"), Some(&node))?;
+    let d = deployment(
+        &app(1, 1, &grid.image, "hello"),
+        Some((bob.account(), &node)),
+    )?;
     let id = grid.create(&bob, &node, &d).await?;
     wait_until("the deploy to start on the host", DEPLOY, || {
         let left = leftovers(id, home);

@@ -92,6 +92,7 @@ impl Chain for ChainView {
             .filter(|c| c.node == self.node)
             .map(|c| DesiredContract {
                 id,
+                owner: c.owner.0,
                 paused: matches!(c.state, ContractState::GracePeriod { .. }),
                 deployment: c.deployment,
             }))

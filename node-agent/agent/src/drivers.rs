@@ -12,7 +12,9 @@ use std::{
 };
 
 use zos_chain_client::keys::NodeKey;
-use zos_contracts::{Container, Deployment, EnvValue, Workload, WorkloadKind, WorkloadSpec};
+use zos_contracts::{
+    sealed::SealFor, Container, Deployment, EnvValue, Workload, WorkloadKind, WorkloadSpec,
+};
 use zos_host::{
     container::{BindMount, ContainerSpec, Containers, RunState as HostState},
     volume::Volumes,
@@ -93,6 +95,7 @@ impl HostDrivers {
     fn start_container(
         &self,
         id: &WorkloadId,
+        owner: &[u8; 32],
         w: &Workload,
         c: &Container,
     ) -> Result<(), ApplyError> {
@@ -153,7 +156,7 @@ impl HostDrivers {
             id: id.clone(),
             rootfs: rootfs.path(),
             args: command(c, &record)?,
-            env: self.env(c, &record)?,
+            env: env(&record, contract_env(&self.key, owner, w, c)?),
             workdir: c
                 .workdir
                 .as_ref()
@@ -181,41 +184,6 @@ impl HostDrivers {
         Ok(())
     }
 
-    /// The image's environment, then the contract's (sealed values opened with the node key).
-    fn env(
-        &self,
-        c: &Container,
-        record: &ImageRecord,
-    ) -> Result<Vec<(String, String)>, ApplyError> {
-        let mut env: Vec<(String, String)> = image_config(record, "Env")
-            .into_iter()
-            .filter_map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
-        for var in c.env.iter() {
-            let key = String::from_utf8_lossy(&var.key).into_owned();
-            let value = match &var.value {
-                EnvValue::Plain(v) => String::from_utf8_lossy(v).into_owned(),
-                EnvValue::Sealed(sealed) => {
-                    let plain = zos_contracts::sealed::open(self.key.signing_key(), sealed)
-                        .map_err(|e| {
-                            ApplyError(format!(
-                                "env {key}: cannot open the sealed value with this node's key: {e}"
-                            ))
-                        })?;
-                    String::from_utf8(plain).map_err(|_| {
-                        ApplyError(format!("env {key}: the sealed value is not UTF-8 text"))
-                    })?
-                }
-            };
-            env.retain(|(k, _)| *k != key);
-            env.push((key, value));
-        }
-        Ok(env)
-    }
-
     fn workload_ids(&self, contract: Option<u64>) -> anyhow::Result<BTreeSet<(u64, String)>> {
         let mut ids = BTreeSet::new();
         for id in self
@@ -241,6 +209,57 @@ impl HostDrivers {
             .filter(|id| contract.is_none_or(|c| c == id.contract))
             .collect())
     }
+}
+
+/// The contract's environment for container workload `w`. A sealed value is opened with the node's
+/// key only if it was sealed for this contract's owner, this node, this workload and this
+/// variable: a value copied from another contract is refused, and its plaintext goes nowhere.
+fn contract_env(
+    key: &NodeKey,
+    owner: &[u8; 32],
+    w: &Workload,
+    c: &Container,
+) -> Result<Vec<(String, String)>, ApplyError> {
+    let here = SealFor {
+        owner: *owner,
+        node: key.public(),
+    };
+    c.env
+        .iter()
+        .map(|var| {
+            let name = String::from_utf8_lossy(&var.key).into_owned();
+            let value = match &var.value {
+                EnvValue::Plain(v) => String::from_utf8_lossy(v).into_owned(),
+                EnvValue::Sealed(sealed) => {
+                    let context = here.context(&w.name, &var.key);
+                    let plain = zos_contracts::sealed::open(key.signing_key(), &context, sealed)
+                        .map_err(|e| {
+                            ApplyError(format!("env {name}: cannot open the sealed value: {e}"))
+                        })?;
+                    String::from_utf8(plain).map_err(|_| {
+                        ApplyError(format!("env {name}: the sealed value is not UTF-8 text"))
+                    })?
+                }
+            };
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// The image's environment, then `contract`'s over it.
+fn env(record: &ImageRecord, contract: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = image_config(record, "Env")
+        .into_iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    for (key, value) in contract {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    env
 }
 
 /// Entrypoint and arguments: the contract's, else the image's (as container engines do: a new
@@ -365,6 +384,7 @@ impl Host for HostDrivers {
     fn apply(
         &self,
         contract: u64,
+        owner: &[u8; 32],
         workload: &Workload,
         _deployment: &Deployment,
     ) -> Result<(), ApplyError> {
@@ -378,7 +398,7 @@ impl Host for HostDrivers {
                 .ensure(&id, v.size)
                 .map(|_| ())
                 .map_err(|e| ApplyError(format!("volume: {}", chain_of(&e)))),
-            WorkloadSpec::Container(c) => self.start_container(&id, workload, c),
+            WorkloadSpec::Container(c) => self.start_container(&id, owner, workload, c),
             other => Err(ApplyError(format!(
                 "{} workloads are not supported by this node yet",
                 other.kind()
@@ -452,5 +472,97 @@ impl Layout {
             volumes: storage_dir.join("volumes"),
             containers: run_dir.join("containers"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zos_contracts::file::DeploymentFile;
+
+    use super::*;
+
+    const IMAGE: &str = "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
+
+    /// Workload `name` with `TOKEN` set to `token` (a YAML value), sealed for `seal_for`.
+    fn workload(name: &str, token: &str, seal_for: &SealFor) -> Workload {
+        let yaml = format!(
+            "workloads:
+  - name: {name}
+    container:
+      image: {IMAGE}
+      cpu: 1
+      memory: 64MiB
+      env: {{ MODE: prod, TOKEN: {token} }}
+"
+        );
+        let d = DeploymentFile::from_yaml(&yaml)
+            .unwrap()
+            .into_deployment(Some(seal_for))
+            .unwrap();
+        zos_contracts::validate(&d).unwrap();
+        d.workloads[0].clone()
+    }
+
+    fn env_of(
+        key: &NodeKey,
+        owner: &[u8; 32],
+        w: &Workload,
+    ) -> Result<Vec<(String, String)>, ApplyError> {
+        let WorkloadSpec::Container(c) = &w.spec else {
+            panic!("a container")
+        };
+        contract_env(key, owner, w, c)
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_in_the_contract_it_was_sealed_for() {
+        let node = NodeKey::generate();
+        let (victim, attacker) = ([1u8; 32], [2u8; 32]);
+        let sealed_for_victim = SealFor {
+            owner: victim,
+            node: node.public(),
+        };
+        let original = workload("app", "{ secret: s3cr3t }", &sealed_for_victim);
+        assert_eq!(
+            env_of(&node, &victim, &original).unwrap(),
+            [
+                ("MODE".into(), "prod".into()),
+                ("TOKEN".into(), "s3cr3t".into())
+            ]
+        );
+
+        // The bytes anyone reads from the chain, in the attacker's own contract on this node.
+        let WorkloadSpec::Container(c) = &original.spec else {
+            panic!("a container")
+        };
+        let EnvValue::Sealed(sealed) = &c.env[1].value else {
+            panic!("sealed")
+        };
+        let copied = format!("{{ sealed: {} }}", hex::encode(sealed));
+        let sealed_for_attacker = SealFor {
+            owner: attacker,
+            node: node.public(),
+        };
+        let copy = workload("app", &copied, &sealed_for_attacker);
+        let e = env_of(&node, &attacker, &copy).unwrap_err();
+        assert_eq!(
+            e.0,
+            "env TOKEN: cannot open the sealed value: sealed for another owner"
+        );
+        assert!(!e.0.contains("s3cr3t"));
+
+        // The owner's own other workload.
+        let elsewhere = workload("web", &copied, &sealed_for_victim);
+        assert_eq!(
+            env_of(&node, &victim, &elsewhere).unwrap_err().0,
+            "env TOKEN: cannot open the sealed value: sealed for another workload"
+        );
+
+        // Another node.
+        let other = NodeKey::generate();
+        assert_eq!(
+            env_of(&other, &victim, &original).unwrap_err().0,
+            "env TOKEN: cannot open the sealed value: sealed value was not made for this node's key, or was altered"
+        );
     }
 }

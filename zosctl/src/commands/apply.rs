@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Context;
 use serde_json::json;
 use zos_chain_client::{api, multisig, AccountId32, ChainClient, Static};
-use zos_contracts::{file::DeploymentFile, validate, Deployment};
+use zos_contracts::{file::DeploymentFile, sealed::SealFor, validate, Deployment};
 
 use crate::{
     cli::ApplyArgs,
@@ -41,15 +41,6 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
         ));
     }
     // Everything local is checked before the chain is asked anything.
-    let seal = |node: &AccountId32| -> anyhow::Result<Deployment> {
-        let d = file
-            .into_deployment(Some(&node.0))
-            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-        validate(&d)
-            .map_err(|e| invalid(format!("{}: invalid deployment: {e}", path.display())))?;
-        Ok(d)
-    };
-    let early = node_arg.as_ref().map(seal).transpose()?;
     let key = ctx.key()?;
     let group = args
         .as_group
@@ -59,6 +50,23 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
     if let Some(g) = &group {
         g.others(&key.account())?;
     }
+    // Secrets open only in a contract of this owner (the group's account with --as-group).
+    let owner = group
+        .as_ref()
+        .map_or_else(|| key.account(), |g| g.account());
+    let seal = |node: &AccountId32| -> anyhow::Result<Deployment> {
+        let seal_for = SealFor {
+            owner: owner.0,
+            node: node.0,
+        };
+        let d = file
+            .into_deployment(Some(&seal_for))
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        validate(&d)
+            .map_err(|e| invalid(format!("{}: invalid deployment: {e}", path.display())))?;
+        Ok(d)
+    };
+    let early = node_arg.as_ref().map(seal).transpose()?;
     let client = ctx.client().await?;
 
     let existing = match args.contract {
@@ -67,6 +75,12 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
                 .contract(id, None)
                 .await?
                 .ok_or_else(|| other(format!("no contract {id} on chain")))?;
+            if c.owner != owner {
+                return Err(invalid(format!(
+                    "contract {id} is owned by {}, not {owner}: only its owner updates it (pass --as-group GROUP for a group's contract)",
+                    c.owner
+                )));
+            }
             if let Some(n) = &node_arg {
                 if *n != c.node {
                     return Err(invalid(format!(

@@ -11,6 +11,8 @@ use zos_contracts::{Deployment, Workload, WorkloadKind};
 pub struct DesiredContract {
     /// Its id.
     pub id: u64,
+    /// The account that owns it: its sealed values open only for this owner.
+    pub owner: [u8; 32],
     /// What it asks for.
     pub deployment: Deployment,
     /// In its grace period: workloads paused, data kept.
@@ -75,11 +77,12 @@ pub trait Host: Send + Sync + 'static {
     fn contracts(&self) -> anyhow::Result<BTreeSet<u64>>;
     /// What the host has of contract `contract`.
     fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>>;
-    /// Makes `workload` of `deployment` run (or exist) at its version: creates it, or replaces
-    /// whatever runs under its name. Returns once it runs.
+    /// Makes `workload` of `deployment` (of contract `contract`, owned by `owner`) run (or exist)
+    /// at its version: creates it, or replaces whatever runs under its name. Returns once it runs.
     fn apply(
         &self,
         contract: u64,
+        owner: &[u8; 32],
         workload: &Workload,
         deployment: &Deployment,
     ) -> Result<(), ApplyError>;

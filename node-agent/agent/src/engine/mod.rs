@@ -260,7 +260,16 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 wake,
                 retry,
             } = self
-                .workload(id, &deployment, w, &name, seen, desired.paused, &failed)
+                .workload(
+                    id,
+                    &desired.owner,
+                    &deployment,
+                    w,
+                    &name,
+                    seen,
+                    desired.paused,
+                    &failed,
+                )
                 .await?;
             if retry {
                 failed.insert(name.clone());
@@ -305,6 +314,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
     async fn workload(
         &self,
         id: u64,
+        owner: &[u8; 32],
         deployment: &Arc<zos_contracts::Deployment>,
         w: &Workload,
         name: &str,
@@ -320,8 +330,8 @@ impl<H: Host, C: Chain> Engine<H, C> {
             })
         };
         let apply = |w: Workload| {
-            let deployment = deployment.clone();
-            self.blocking(move |h| h.apply(id, &w, &deployment))
+            let (owner, deployment) = (*owner, deployment.clone());
+            self.blocking(move |h| h.apply(id, &owner, &w, &deployment))
         };
         match &w.spec {
             WorkloadSpec::Volume(_) => match apply(w.clone()).await? {

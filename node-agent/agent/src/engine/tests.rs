@@ -74,7 +74,13 @@ impl Host for FakeHost {
             .collect())
     }
 
-    fn apply(&self, contract: u64, w: &Workload, _d: &Deployment) -> Result<(), ApplyError> {
+    fn apply(
+        &self,
+        contract: u64,
+        _owner: &[u8; 32],
+        w: &Workload,
+        _d: &Deployment,
+    ) -> Result<(), ApplyError> {
         if !self.busy.lock().unwrap().insert(contract) {
             self.overlap.store(true, Ordering::SeqCst);
         }
@@ -180,6 +186,7 @@ impl FakeChain {
             id,
             DesiredContract {
                 id,
+                owner: [1; 32],
                 deployment,
                 paused,
             },
