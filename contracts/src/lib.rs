@@ -16,6 +16,7 @@ mod decode;
 mod hash;
 pub mod limits;
 mod model;
+pub mod pricing;
 mod update;
 mod validate;
 
@@ -30,5 +31,5 @@ pub use bounded_collections::{BoundedVec, ConstU32};
 pub use decode::DecodeError;
 pub use hash::{hash_encoded, DEPLOYMENT_HASH_DOMAIN};
 pub use model::*;
-pub use update::{check_update, UpdateError, UpdateRule};
+pub use update::{check_update, follow_versions, UpdateError, UpdateRule, VersionChange};
 pub use validate::{validate, Field, ValidationError, ValidationErrorKind};

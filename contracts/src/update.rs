@@ -8,6 +8,8 @@
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;
 
+use alloc::vec::Vec;
+
 use crate::model::{Deployment, Name};
 
 /// Which rule an update breaks.
@@ -93,4 +95,42 @@ pub fn check_update(old: &Deployment, new: &Deployment) -> Result<(), UpdateErro
         }
     }
     Ok(())
+}
+
+/// A workload version [`follow_versions`] set.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VersionChange {
+    /// The workload's name.
+    pub workload: Name,
+    /// Its version in the file.
+    pub from: u32,
+    /// The version the update carries.
+    pub to: u32,
+}
+
+/// Gives each workload of `new` the version an update of `old` needs, so that users need not
+/// keep workload versions by hand: a workload whose spec is unchanged keeps its version on chain,
+/// a changed one gets one more, and a version the file sets higher stands. Returns what it set.
+/// A value sealed again is new ciphertext, so its workload counts as changed (and restarts).
+pub fn follow_versions(old: &Deployment, new: &mut Deployment) -> Vec<VersionChange> {
+    let mut changes = Vec::new();
+    for w in new.workloads.iter_mut() {
+        let Some(before) = old.workload(&w.name) else {
+            continue;
+        };
+        let needed = if w.spec == before.spec {
+            before.version
+        } else {
+            before.version.saturating_add(1)
+        };
+        if w.version < needed {
+            changes.push(VersionChange {
+                workload: w.name.clone(),
+                from: w.version,
+                to: needed,
+            });
+            w.version = needed;
+        }
+    }
+    changes
 }

@@ -1,6 +1,6 @@
 //! The rules an update must keep so that the node can apply it.
 
-use zos_contracts::{check_update, file::DeploymentFile, Deployment, UpdateRule};
+use zos_contracts::{check_update, file::DeploymentFile, follow_versions, Deployment, UpdateRule};
 
 const IMAGE: &str =
     "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
@@ -75,4 +75,27 @@ fn workloads_may_come_and_go() {
     fewer.workloads.truncate(1);
     assert_eq!(rule(&old, &fewer), None);
     assert_eq!(rule(&fewer, &old), None);
+}
+
+#[test]
+fn a_file_without_workload_versions_follows_the_chain() {
+    // On chain: the container at version 3. The file names no versions (all 1).
+    let on_chain = deployment("1GiB", 1, "0.5", 3);
+    let mut unchanged = deployment("1GiB", 1, "0.5", 1);
+    let set = follow_versions(&on_chain, &mut unchanged);
+    assert_eq!(
+        set.iter().map(|c| (c.from, c.to)).collect::<Vec<_>>(),
+        vec![(1, 3)]
+    );
+    assert_eq!(check_update(&on_chain, &unchanged), Ok(()));
+
+    let mut changed = deployment("1GiB", 1, "0.7", 1);
+    follow_versions(&on_chain, &mut changed);
+    assert_eq!(changed.workloads[1].version, 4);
+    assert_eq!(check_update(&on_chain, &changed), Ok(()));
+
+    // A version the file sets higher stands.
+    let mut ahead = deployment("1GiB", 1, "0.7", 9);
+    assert!(follow_versions(&on_chain, &mut ahead).is_empty());
+    assert_eq!(ahead.workloads[1].version, 9);
 }

@@ -21,25 +21,15 @@ use zos_contracts::Capacity;
 
 const GIB: u128 = 1 << 30;
 const HOUR: u128 = 3600;
-const MILLI: u128 = 1000;
 
 /// Seconds of a contract's reservation it may be reported for at its creation, so that the edges
 /// of a node's sampling (a process started in the contract's first second) are not refused.
 pub const ALLOWANCE_HEADROOM_SECS: u64 = 5;
 
-/// The cost of reserving `capacity` for `seconds`. CPU is priced per vCPU and reserved in
-/// thousandths of one, so a 0.1-vCPU container pays a tenth of the vCPU price.
+/// The cost of reserving `capacity` for `seconds` (the formula is `zos-contracts`', shared with
+/// the tools that show prices).
 pub fn reservation_cost(prices: &Pricing, capacity: &Capacity, seconds: u64) -> u128 {
-    // Per hour, in units of 1/(1000 GiB) of the currency's smallest unit, to keep precision.
-    let bytes = u128::from(capacity.mru)
-        .saturating_mul(prices.mru_gib_per_hour)
-        .saturating_add(u128::from(capacity.sru).saturating_mul(prices.sru_gib_per_hour))
-        .saturating_add(u128::from(capacity.hru).saturating_mul(prices.hru_gib_per_hour));
-    let per_hour_scaled = u128::from(capacity.cpu_millis)
-        .saturating_mul(prices.cru_per_hour)
-        .saturating_mul(GIB)
-        .saturating_add(bytes.saturating_mul(MILLI));
-    per_hour_scaled.saturating_mul(u128::from(seconds)) / (HOUR * GIB * MILLI)
+    zos_contracts::pricing::reservation_cost(&prices.hourly(), capacity, seconds)
 }
 
 /// The cost of what was consumed.

@@ -56,7 +56,7 @@ pub mod pallet {
         },
     };
     use frame_system::pallet_prelude::*;
-    use pallet_grid::{NodeRegistry, NodeStatus};
+    use pallet_grid::{NodeInfo, NodeRegistry, NodeStatus};
     use sp_runtime::{traits::Zero, SaturatedConversion, Saturating};
 
     #[pallet::pallet]
@@ -494,7 +494,8 @@ pub mod pallet {
             let now = T::UnixTime::now().as_secs();
             // What the old deployment ran up to now is owed at its own size, and paid at the
             // next bill; what may be reported so far is counted at its size too.
-            contract.unpaid = Self::due(contract_id, &mut contract, now).saturated_into();
+            contract.unpaid =
+                Self::due(contract_id, &mut contract, Some(&info), now).saturated_into();
             Usage::<T>::mutate(contract_id, |u| {
                 Self::grow_allowance(u, &contract.capacity, now);
                 u.memory_allowance = u.memory_allowance.max(capacity.mru);
@@ -584,7 +585,9 @@ pub mod pallet {
                 let unsupported = Self::unsupported_capacity(contract_id, &workloads);
                 if unsupported != contract.unsupported {
                     // What ran up to now is owed at the billable size of the time.
-                    contract.unpaid = Self::due(contract_id, &mut contract, now).saturated_into();
+                    let info = T::Nodes::node(&contract.node);
+                    contract.unpaid =
+                        Self::due(contract_id, &mut contract, info.as_ref(), now).saturated_into();
                     contract.unsupported = unsupported;
                     Contracts::<T>::insert(contract_id, contract);
                 }
@@ -834,10 +837,11 @@ pub mod pallet {
             contract: &mut ContractOf<T>,
             now: u64,
         ) -> bool {
-            let due = Self::due(contract_id, contract, now);
+            let info = T::Nodes::node(&contract.node);
+            let due = Self::due(contract_id, contract, info.as_ref(), now);
             let owner = contract.owner.clone();
             let node = contract.node.clone();
-            let farmer = T::Nodes::node(&node).map(|n| n.farmer);
+            let farmer = info.map(|n| n.farmer);
             let amount: BalanceOf<T> = due.saturated_into();
 
             if due == 0 || Self::spendable(&owner) >= due {
@@ -893,11 +897,15 @@ pub mod pallet {
         /// What the contract ran up since its last bill plus what it still owes: its billable
         /// reservation (what the node can run) over the time its node was up, and its unbilled
         /// consumption, which this takes. Moves the contract's billing marks to `now`.
-        fn due(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) -> u128 {
+        fn due(
+            contract_id: ContractId,
+            contract: &mut ContractOf<T>,
+            node: Option<&NodeInfo<T::AccountId>>,
+            now: u64,
+        ) -> u128 {
             let prices = Prices::<T>::get();
             let elapsed = now.saturating_sub(contract.last_billed);
-            let downtime =
-                T::Nodes::node(&contract.node).map_or(contract.downtime_mark, |n| n.downtime);
+            let downtime = node.map_or(contract.downtime_mark, |n| n.downtime);
             let down = downtime.saturating_sub(contract.downtime_mark).min(elapsed);
             contract.last_billed = now;
             contract.downtime_mark = downtime;
@@ -938,7 +946,8 @@ pub mod pallet {
         /// deposit, charges what is due from the owner's free balance and then from its reserve,
         /// returns what is left of the reserve, and forgives only what none of that covers.
         fn settle_final(contract_id: ContractId, contract: &mut ContractOf<T>, now: u64) {
-            let mut due = Self::due(contract_id, contract, now);
+            let info = T::Nodes::node(&contract.node);
+            let mut due = Self::due(contract_id, contract, info.as_ref(), now);
             let owner = contract.owner.clone();
             let deposit = core::mem::take(&mut contract.deposit);
             let mut reserve = core::mem::take(&mut contract.reserve);
@@ -950,7 +959,7 @@ pub mod pallet {
                 deposit,
                 Precision::BestEffort,
             );
-            let farmer = T::Nodes::node(&contract.node).map(|n| n.farmer);
+            let farmer = info.map(|n| n.farmer);
             if let Some(farmer) = farmer.filter(|_| due > 0) {
                 let from_free = due.min(Self::spendable(&owner));
                 if from_free > 0 && Self::pay(contract_id, &owner, farmer.clone(), from_free) {

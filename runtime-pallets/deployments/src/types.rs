@@ -241,6 +241,18 @@ pub struct Pricing {
     pub network_gib: u128,
 }
 
+impl Pricing {
+    /// The prices of reserved capacity, as `zos_contracts::pricing` takes them.
+    pub fn hourly(&self) -> zos_contracts::pricing::HourlyPrices {
+        zos_contracts::pricing::HourlyPrices {
+            vcpu: self.cru_per_hour,
+            memory_gib: self.mru_gib_per_hour,
+            ssd_gib: self.sru_gib_per_hour,
+            hdd_gib: self.hru_gib_per_hour,
+        }
+    }
+}
+
 /// Why a deployment was refused: the `zos-contracts` validation error, without its data.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
 pub struct InvalidReason(pub ValidationErrorKind);

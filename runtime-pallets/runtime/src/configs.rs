@@ -100,7 +100,7 @@ impl pallet_balances::Config for Runtime {
 parameter_types! {
     pub FeeMultiplier: Multiplier = Multiplier::one();
     /// What each byte of a transaction costs on top of its weight: a 16 KiB deployment pays
-    /// about 0.16 ZOS to be submitted, a 150-byte call 0.0015 ZOS (docs/fees.md).
+    /// about 0.16 ZOS to be submitted, a 150-byte call 0.0015 ZOS (docs/billing.md).
     pub const TransactionByteFee: Balance = 10 * MICRO_UNIT;
 }
 
@@ -177,9 +177,9 @@ parameter_types! {
     pub storage GracePeriod: u64 = GRACE_PERIOD;
 }
 
-/// The most contracts one block bills: at the measured weight of a bill, about a fifth of the
-/// block (docs/benchmarks.md).
-pub const MAX_BILLS_PER_BLOCK: u32 = 2_000;
+/// The most contracts one block bills: with the most seconds of queue walked, about 30 % of the
+/// block's weight at the weights measured here (docs/benchmarks.md).
+pub const MAX_BILLS_PER_BLOCK: u32 = 256;
 
 parameter_types! {
     /// Held per contract for the records every contract keeps (contract, indexes, usage, queue).
@@ -197,8 +197,9 @@ impl pallet_deployments::Config for Runtime {
     type BillingPeriod = BillingPeriod;
     type GracePeriod = GracePeriod;
     type MaxBillsPerBlock = ConstU32<MAX_BILLS_PER_BLOCK>;
-    // An hour of chain time per block: a chain that stood still a day catches up in 24 blocks.
-    type MaxBillingSecondsPerBlock = ConstU32<3600>;
+    // Ten minutes of chain time per block: a chain that stood still a day catches up in 144
+    // blocks.
+    type MaxBillingSecondsPerBlock = ConstU32<600>;
     type MaxContractsPerOwner = ConstU32<10_000>;
     type MaxContractsPerNode = ConstU32<2_000>;
     type DepositBase = ContractDepositBase;
