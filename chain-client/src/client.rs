@@ -216,6 +216,22 @@ impl ChainClient {
         id.map(|v| v.decode().map_err(subxt_err)).transpose()
     }
 
+    /// Whether `farm`'s owner approved `node` to register under it (and it has not yet).
+    pub async fn node_approved(
+        &self,
+        farm: u32,
+        node: &AccountId32,
+        at: Option<u64>,
+    ) -> Result<bool, ChainError> {
+        let at = self.at(at).await?;
+        let approval = at
+            .storage()
+            .try_fetch(api::storage().grid().node_approvals(), (farm, *node))
+            .await
+            .map_err(subxt_err)?;
+        Ok(approval.is_some())
+    }
+
     /// A node.
     pub async fn node(
         &self,
@@ -251,7 +267,15 @@ impl ChainClient {
             .map_err(subxt_err)?;
         let Some(c) = c else { return Ok(None) };
         let c = c.decode().map_err(subxt_err)?;
-        let deployment = Deployment::decode_bounded(&c.deployment.0)
+        let encoded = at
+            .storage()
+            .try_fetch(api::storage().deployments().contract_deployment(), (id,))
+            .await
+            .map_err(subxt_err)?
+            .ok_or_else(|| ChainError::Decode(format!("contract {id} has no deployment")))?
+            .decode()
+            .map_err(subxt_err)?;
+        let deployment = Deployment::decode_bounded(&encoded.0)
             .map_err(|e| ChainError::Decode(format!("contract {id}: {e}")))?;
         use api::runtime_types::pallet_deployments::types::ContractState as S;
         let state = match c.state {

@@ -345,14 +345,13 @@ pub fn cancel_contract_call(contract_id: u64) -> api::Call {
 /// What a reservation of `capacity` costs per hour at `prices`, as the chain bills it
 /// (`pallet_deployments::billing::reservation_cost` over 3600 seconds).
 pub fn reservation_per_hour(prices: &Pricing, capacity: &Capacity) -> u128 {
-    const GIB: u128 = 1 << 30;
-    u128::from(capacity.cru)
-        .saturating_mul(prices.cru_per_hour)
-        .saturating_mul(GIB)
-        .saturating_add(u128::from(capacity.mru).saturating_mul(prices.mru_gib_per_hour))
-        .saturating_add(u128::from(capacity.sru).saturating_mul(prices.sru_gib_per_hour))
-        .saturating_add(u128::from(capacity.hru).saturating_mul(prices.hru_gib_per_hour))
-        / GIB
+    let hourly = zos_contracts::pricing::HourlyPrices {
+        vcpu: prices.cru_per_hour,
+        memory_gib: prices.mru_gib_per_hour,
+        ssd_gib: prices.sru_gib_per_hour,
+        hdd_gib: prices.hru_gib_per_hour,
+    };
+    zos_contracts::pricing::reservation_cost(&hourly, capacity, 3600)
 }
 
 /// An open proposal of a group.
@@ -930,7 +929,7 @@ mod tests {
         };
         // The example of pallet-deployments' billing tests: 2 vCPU, 4 GiB, 100 GiB SSD.
         let cap = Capacity {
-            cru: 2,
+            cpu_millis: 2000,
             mru: 4 << 30,
             sru: 100 << 30,
             hru: 0,

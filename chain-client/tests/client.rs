@@ -27,7 +27,7 @@ workloads:
 
 fn capacity() -> Capacity {
     Capacity {
-        cru: 4,
+        cpu_millis: 4000,
         mru: 8 << 30,
         sru: 100 << 30,
         hru: 0,
@@ -45,6 +45,11 @@ async fn farm_and_node(client: &ChainClient, farm_name: &str) -> Result<NodeKey>
         .await?
         .context("the farm exists")?;
     let node = NodeKey::generate();
+    assert!(!client.node_approved(farm, &node.account(), None).await?);
+    alice
+        .submit(&api::tx().grid().approve_node(farm, node.account()))
+        .await?;
+    assert!(client.node_approved(farm, &node.account(), None).await?);
     alice
         .submit(
             &api::tx()
@@ -87,7 +92,7 @@ async fn every_call_and_read() -> Result<()> {
 
     let node_tx = client.submitter(node.clone());
     let bigger = Capacity {
-        cru: 8,
+        cpu_millis: 8000,
         ..capacity()
     };
     node_tx

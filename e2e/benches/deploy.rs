@@ -101,7 +101,11 @@ fn runc(rounds: usize) -> Result<Vec<Duration>> {
 async fn main() -> Result<()> {
     let grid = Grid::start("bench").await?;
     let dir = tempfile::tempdir()?;
-    let home = AgentHome::new(&dir.path().join("agent"), &grid.chain.ws_url(), &grid.farm)?;
+    let home = AgentHome::new(
+        &dir.path().join("agent"),
+        &grid.chain.ws_url(),
+        grid.farm_id,
+    )?;
     // Room for 100 one-vCPU contracts on this 2-core machine: the farmer offers more than it has.
     home.offer_cpus(256)?;
     let result = run(&grid, &home).await;

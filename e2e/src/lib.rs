@@ -38,6 +38,8 @@ pub struct Grid {
     pub alice: Submitter<UserKey>,
     /// The farm's name.
     pub farm: String,
+    /// The farm's id.
+    pub farm_id: u32,
     /// The busybox image, `127.0.0.1:PORT/zos/busybox@sha256:…`.
     pub image: String,
 }
@@ -52,9 +54,13 @@ impl Grid {
     pub async fn assemble(farm: &str, registry: Registry, chain: ChainNode) -> Result<Grid> {
         let client = ChainClient::connect(&[chain.ws_url()]).await?;
         let alice = client.submitter(UserKey::from_uri("//Alice")?);
-        alice
+        let farm_id = alice
             .submit(&api::tx().grid().create_farm(farm.as_bytes().to_vec()))
-            .await?;
+            .await?
+            .events
+            .find_first::<api::grid::events::FarmCreated>()
+            .context("a FarmCreated event")??
+            .farm;
         let image = push_busybox(&registry.addr, "zos/busybox").await?;
         Ok(Grid {
             chain,
@@ -62,8 +68,17 @@ impl Grid {
             client,
             alice,
             farm: farm.to_string(),
+            farm_id,
             image,
         })
+    }
+
+    /// Alice, the farm's owner, lets `node` register under the farm.
+    pub async fn approve(&self, node: &AccountId32) -> Result<()> {
+        self.alice
+            .submit(&api::tx().grid().approve_node(self.farm_id, *node))
+            .await?;
+        Ok(())
     }
 
     /// Sends `amount` from Alice to `account`.
@@ -84,16 +99,18 @@ impl Grid {
         Ok(TestHome(AgentHome::new(
             &dir.join("agent"),
             &self.chain.ws_url(),
-            &self.farm,
+            self.farm_id,
         )?))
     }
 
-    /// Starts an agent on `home`, funds its node account (1,000 UNIT from Alice) and waits until
-    /// the node is registered; returns the agent and the node's account.
+    /// Approves `home`'s node for the farm (as its owner, Alice), funds its account (1,000 UNIT
+    /// from Alice), starts an agent on it and waits until the node is registered; returns the
+    /// agent and the node's account.
     pub async fn start_node(&self, home: &AgentHome) -> Result<(Agent, AccountId32)> {
-        let agent = Agent::start(home)?;
-        let node = home.account().await?;
+        let node = home.account()?;
+        self.approve(&node).await?;
         self.fund(&node, 1_000 * UNIT).await?;
+        let agent = Agent::start(home)?;
         let client = self.client.clone();
         wait_until("the node to register", Duration::from_secs(120), || {
             let client = client.clone();
@@ -200,8 +217,8 @@ impl Grid {
     }
 }
 
-/// A node registered on chain by its own (fresh) key under the existing farm `farm_name`, funded
-/// with 10 UNIT by Alice: for tests that need a node but no agent.
+/// A node registered on chain by its own (fresh) key under the existing farm `farm_name` of
+/// Alice's, approved and funded with 10 UNIT by her: for tests that need a node but no agent.
 pub async fn register_node(
     client: &ChainClient,
     farm_name: &str,
@@ -213,6 +230,9 @@ pub async fn register_node(
         .await?
         .with_context(|| format!("farm {farm_name:?} exists"))?;
     let node = NodeKey::generate();
+    alice
+        .submit(&api::tx().grid().approve_node(farm, node.account()))
+        .await?;
     alice
         .submit(
             &api::tx()
@@ -336,8 +356,9 @@ pub struct AgentHome {
 
 impl AgentHome {
     /// A configuration under `root` for an agent of `farm` on the chain at `chain_url`, with
-    /// the shortest periods the dev chain accepts.
-    pub fn new(root: &Path, chain_url: &str, farm: &str) -> Result<AgentHome> {
+    /// the shortest periods the dev chain accepts, and the node's key made already (so that the
+    /// farmer can approve the node before it starts).
+    pub fn new(root: &Path, chain_url: &str, farm: u32) -> Result<AgentHome> {
         let home = AgentHome {
             root: root.to_path_buf(),
             config: root.join("agent.toml"),
@@ -349,32 +370,32 @@ impl AgentHome {
         std::fs::write(
             &home.config,
             format!(
-                "chain = [\"{chain_url}\"]\nfarm = \"{farm}\"\nstate_dir = \"{}\"\nstorage_dir = \"{}\"\nrun_dir = \"{}\"\n\n[periods]\nuptime = 60\nconsumption = 30\nresync = 30\nwatch = 1\n",
+                "chain = [\"{chain_url}\"]\nfarm = {farm}\nstate_dir = \"{}\"\nstorage_dir = \"{}\"\nrun_dir = \"{}\"\n\n[periods]\nuptime = 60\nconsumption = 30\nresync = 30\nwatch = 1\n",
                 home.state_dir.display(),
                 home.storage_dir.display(),
                 home.run_dir.display()
             ),
         )?;
+        std::fs::create_dir_all(&home.state_dir)?;
+        NodeKey::load_or_create(&home.state_dir.join("node.key"))?;
         Ok(home)
     }
 
-    /// Makes the agent offer `cru` vCPUs whatever the machine has (room for more one-vCPU
+    /// Makes the agent offer `cpus` vCPUs whatever the machine has (room for more one-vCPU
     /// contracts than this 2-core machine has cores).
-    pub fn offer_cpus(&self, cru: u64) -> Result<()> {
+    pub fn offer_cpus(&self, cpus: u64) -> Result<()> {
         let text = std::fs::read_to_string(&self.config)?;
-        std::fs::write(&self.config, format!("{text}\n[capacity]\ncru = {cru}\n"))?;
+        let millis = cpus * 1000;
+        std::fs::write(
+            &self.config,
+            format!("{text}\n[capacity]\ncpu_millis = {millis}\n"),
+        )?;
         Ok(())
     }
 
-    /// The node's account, once the agent made its key.
-    pub async fn account(&self) -> Result<AccountId32> {
-        let path = self.state_dir.join("node.key");
-        wait_until("the agent to make its key", Duration::from_secs(60), || {
-            let p = path.clone();
-            async move { p.exists().then_some(()) }
-        })
-        .await?;
-        Ok(NodeKey::load_or_create(&path)?.account())
+    /// The node's account (its key is made with the home).
+    pub fn account(&self) -> Result<AccountId32> {
+        Ok(NodeKey::load_or_create(&self.state_dir.join("node.key"))?.account())
     }
 }
 

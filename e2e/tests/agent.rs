@@ -73,9 +73,9 @@ async fn a_contract_runs_with_its_limits_updates_and_leaves_nothing_when_cancele
     let registered = grid.client.node(&node, None).await?.context("registered")?;
     let cpus = std::thread::available_parallelism()?.get() as u64;
     ensure!(
-        registered.capacity.cru == cpus,
-        "cru {} != {cpus}",
-        registered.capacity.cru
+        registered.capacity.cpu_millis == cpus * 1000,
+        "cpu_millis {} != {cpus} CPUs",
+        registered.capacity.cpu_millis
     );
     let meminfo = std::fs::read_to_string("/proc/meminfo")?;
     let total_kib: u64 = meminfo

@@ -38,7 +38,8 @@ async fn the_owner_pays_the_farmer_and_running_out_pauses_then_removes() -> Resu
     });
     alice.submit(&api::tx().sudo().sudo(set_storage)).await?;
     let mut pricing = grid.client.pricing(None).await?;
-    pricing.cru_per_hour = 36 * UNIT; // 0.01 UNIT a second for one vCPU
+    // 0.1 UNIT a second for one vCPU: 0.01 UNIT a second for the 100m container below.
+    pricing.cru_per_hour = 360 * UNIT;
     alice
         .submit(&api::tx().sudo().sudo(api::Call::Deployments(
             api::deployments::Call::set_pricing { pricing },
@@ -49,10 +50,12 @@ async fn the_owner_pays_the_farmer_and_running_out_pauses_then_removes() -> Resu
     let home = &grid.test_home(dir.path())?;
     let (mut agent, node) = grid.start_node(home).await?;
 
-    // An owner with about 30 s of funds.
+    // An owner with about 70 s of funds once the deposit (about 0.15 UNIT) and the first
+    // period (0.1 UNIT) are held: longer than the 30 s between two state reports, so the
+    // node's `paused` report is not held back by its `ok` one.
     let owner_key = UserKey::from_uri("//BillingOwner")?;
     let owner_account = owner_key.account();
-    grid.fund(&owner_account, UNIT / 3).await?;
+    grid.fund(&owner_account, UNIT).await?;
     let owner = grid.client.submitter(owner_key);
     let farmer_before = grid.client.balance(&alice.account().clone(), None).await?;
     let id = grid

@@ -146,6 +146,13 @@ pub enum FarmCommand {
         /// Unique name.
         name: String,
     },
+    /// Lets a node register under your farm (a node cannot join a farm without its owner).
+    Approve {
+        /// The farm's id.
+        farm: u32,
+        /// The node's account (its ed25519 public key, as the agent prints it).
+        node: String,
+    },
 }
 
 /// `zosctl node`.

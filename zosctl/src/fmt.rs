@@ -85,7 +85,7 @@ pub fn bytes(v: u64) -> String {
 }
 
 /// Thousandths of a vCPU: `500` → `0.5`.
-pub fn cpu(millis: u32) -> String {
+pub fn cpu(millis: u64) -> String {
     if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
@@ -98,7 +98,7 @@ pub fn cpu(millis: u32) -> String {
 pub fn capacity(c: &Capacity) -> String {
     let mut s = format!(
         "{} vCPU, {} memory, {} SSD",
-        c.cru,
+        cpu(c.cpu_millis),
         bytes(c.mru),
         bytes(c.sru)
     );
@@ -110,7 +110,7 @@ pub fn capacity(c: &Capacity) -> String {
 
 /// A capacity in JSON.
 pub fn capacity_json(c: &Capacity) -> Value {
-    json!({ "cru": c.cru, "mru": c.mru, "sru": c.sru, "hru": c.hru })
+    json!({ "cpu_millis": c.cpu_millis, "mru": c.mru, "sru": c.sru, "hru": c.hru })
 }
 
 /// A pinned image reference.
@@ -193,7 +193,7 @@ pub fn workloads(d: &Deployment) -> Vec<WorkloadLine> {
             let (image, cpu_, size) = match &w.spec {
                 WorkloadSpec::Container(c) => (
                     Some(image(&c.image)),
-                    Some(cpu(c.cpu_millis)),
+                    Some(cpu(u64::from(c.cpu_millis))),
                     Some(c.memory),
                 ),
                 WorkloadSpec::VirtualMachine(vm) => (
@@ -247,13 +247,14 @@ impl WorkloadLine {
     }
 }
 
-/// `ok`, `error`, `paused`, `deleted`.
+/// `ok`, `error`, `paused`, `deleted`, `unsupported` (the node cannot run this kind; not billed).
 pub fn status(s: &WorkloadStatus) -> &'static str {
     match s {
         WorkloadStatus::Ok => "ok",
         WorkloadStatus::Error => "error",
         WorkloadStatus::Paused => "paused",
         WorkloadStatus::Deleted => "deleted",
+        WorkloadStatus::Unsupported => "unsupported",
     }
 }
 

@@ -306,18 +306,48 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .code(4)
         .stderr(predicate::str::contains("Grid::"));
     let capacity = Capacity {
-        cru: 8,
+        cpu_millis: 8000,
         mru: 16 << 30,
         sru: 100 << 30,
         hru: 0,
     };
+    // Only the farm's owner lets a node in.
+    let joining = NodeKey::generate().account();
+    zosctl(&home, &url)
+        .args([
+            "--key",
+            "//Bob",
+            "farm",
+            "approve",
+            "0",
+            &joining.to_string(),
+        ])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("NotFarmOwner"));
+    ensure!(!client.node_approved(0, &joining, None).await?);
+    zosctl(&home, &url)
+        .args([
+            "--key",
+            "//Alice",
+            "farm",
+            "approve",
+            "0",
+            &joining.to_string(),
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "node {joining} may now register under farm farm-a (id 0)"
+        )));
+    ensure!(client.node_approved(0, &joining, None).await?);
     let node = zos_e2e::register_node(&client, "farm-a", capacity)
         .await?
         .account();
     let nodes = json(&home, &url, &["node", "list", "--farm", "farm-a"])?;
     assert_eq!(nodes[0]["account"], node.to_string());
     assert_eq!(nodes[0]["status"], "up");
-    assert_eq!(nodes[0]["capacity"]["cru"], 8);
+    assert_eq!(nodes[0]["capacity"]["cpu_millis"], 8000);
     zosctl(&home, &url)
         .args(["node", "show", &node.to_string()])
         .assert()
@@ -432,15 +462,14 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         ],
     )?;
     assert_eq!(updated["action"], "updated");
-    assert_eq!(
-        client
-            .contract(id, None)
-            .await?
-            .context("still there")?
-            .deployment
-            .version,
-        2
-    );
+    let on_chain = client
+        .contract(id, None)
+        .await?
+        .context("still there")?
+        .deployment;
+    assert_eq!(on_chain.version, 2);
+    // The file names no workload version: the changed container was raised to 2 for the node.
+    assert_eq!(on_chain.workloads[0].version, 2);
     zosctl(&home, &url)
         .args(["--key", "//Charlie", "delete", &id.to_string()])
         .assert()
@@ -478,7 +507,7 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .code(1)
         .stderr(predicate::str::contains("no contract"));
 
-    // An owner who cannot pay for the first billing period is refused by name.
+    // An owner who cannot hold the deposit and the first billing period is refused by name.
     zosctl(&home, &url)
         .args(["key", "generate", "poor"])
         .assert()
@@ -502,7 +531,7 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .assert()
         .code(4)
         .stderr(predicate::str::contains(
-            "Deployments::InsufficientBalance: The owner cannot pay",
+            "Deployments::InsufficientBalance: The owner cannot hold the storage deposit",
         ));
 
     // A group: proposals, refusals by pallet-multisig's rules, a call that fails as the group,

@@ -29,10 +29,8 @@ async fn main() -> Result<()> {
         std::env::var("ZOS_LOCALGRID_DIR").unwrap_or_else(|_| "/var/tmp/zos-localgrid".into()),
     );
     let chain_url = format!("ws://127.0.0.1:{rpc_port}");
-    let home = AgentHome::new(&root.join("agent"), &chain_url, "localgrid")?;
     // Whatever a previous run left (its agent's containers keep running by design).
-    clean_host(&home);
-    let home = AgentHome::new(&root.join("agent"), &chain_url, "localgrid")?;
+    clean_host(&AgentHome::new(&root.join("agent"), &chain_url, 0)?);
 
     eprintln!(
         "starting the registry on 127.0.0.1:{registry_port} and the dev chain on {chain_url}"
@@ -45,6 +43,7 @@ async fn main() -> Result<()> {
     )
     .await?;
     let grid = Grid::assemble("localgrid", registry, chain).await?;
+    let home = AgentHome::new(&root.join("agent"), &chain_url, grid.farm_id)?;
 
     let (mut agent, node) = grid.start_node(&home).await?;
     agent.show_log_on_drop = false;
@@ -74,10 +73,11 @@ async fn main() -> Result<()> {
 
     let zosctl = std::env::current_exe()?.with_file_name("zosctl");
     println!(
-        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\ndeploy an example:\n  {} --key //Bob apply -f {}/container-with-volume.yaml --node {node}\n\nCtrl-C stops it all.",
+        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid, id {} (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\ndeploy an example:\n  {} --key //Bob apply -f {}/container-with-volume.yaml --node {node}\n\nCtrl-C stops it all.",
         grid.registry.addr,
         grid.image,
-        registered.capacity.cru,
+        grid.farm_id,
+        registered.capacity.cpu_millis as f64 / 1000.0,
         registered.capacity.mru >> 20,
         registered.capacity.sru >> 30,
         examples.display(),

@@ -54,7 +54,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     chain::register(
         &view,
         &submitter,
-        &config.farm,
+        config.farm,
         capacity,
         wg_public,
         &config.endpoint,

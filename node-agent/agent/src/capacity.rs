@@ -29,7 +29,7 @@ pub fn offered(
         None => found,
     };
     Ok(Capacity {
-        cru: pick("cru", detected.cru, overrides.cru),
+        cpu_millis: pick("cpu_millis", detected.cpu_millis, overrides.cpu_millis),
         mru: pick("mru", detected.mru, overrides.mru),
         sru: pick("sru", detected.sru, overrides.sru),
         hru: detected.hru,
@@ -38,7 +38,7 @@ pub fn offered(
 
 /// Reads the machine's capacity. `storage_dir` must exist.
 pub fn detect(storage_dir: &Path, reserve: &Reserve) -> anyhow::Result<Capacity> {
-    let cru = std::thread::available_parallelism()
+    let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
     let meminfo = std::fs::read_to_string("/proc/meminfo")?;
@@ -48,7 +48,7 @@ pub fn detect(storage_dir: &Path, reserve: &Reserve) -> anyhow::Result<Capacity>
         .map_err(|e| anyhow::anyhow!("statvfs {}: {e}", storage_dir.display()))?;
     let storage = fs.f_blocks.saturating_mul(fs.f_frsize);
     Ok(Capacity {
-        cru,
+        cpu_millis: cpus * 1000,
         mru: total.saturating_sub(reserve.memory),
         sru: storage.saturating_sub(reserve.storage),
         hru: 0,
@@ -79,12 +79,15 @@ mod tests {
         let reserve = Reserve::default();
         let detected = detect(dir.path(), &reserve).unwrap();
         let o = CapacityOverride {
-            cru: Some(64),
+            cpu_millis: Some(64_000),
             mru: None,
             sru: Some(1 << 30),
         };
         let c = offered(dir.path(), &reserve, &o).unwrap();
-        assert_eq!((c.cru, c.mru, c.sru), (64, detected.mru, 1 << 30));
+        assert_eq!(
+            (c.cpu_millis, c.mru, c.sru),
+            (64_000, detected.mru, 1 << 30)
+        );
     }
 
     #[test]
@@ -95,7 +98,10 @@ mod tests {
             storage: 0,
         };
         let full = detect(dir.path(), &none).unwrap();
-        assert!(full.cru >= 1 && full.mru > 0 && full.sru > 0, "{full:?}");
+        assert!(
+            full.cpu_millis >= 1000 && full.mru > 0 && full.sru > 0,
+            "{full:?}"
+        );
         let some = Reserve {
             memory: 1 << 20,
             storage: 1 << 20,
@@ -103,6 +109,6 @@ mod tests {
         let less = detect(dir.path(), &some).unwrap();
         assert_eq!(less.mru, full.mru - (1 << 20));
         assert_eq!(less.sru, full.sru - (1 << 20));
-        assert_eq!(less.cru, full.cru);
+        assert_eq!(less.cpu_millis, full.cpu_millis);
     }
 }

@@ -100,12 +100,13 @@ impl Chain for ChainView {
 }
 
 /// Registers this node under `farm` with `capacity`, or updates its record when it changed;
-/// retries (with backoff, saying why) until the chain has it. Fails only when the chain refuses
-/// what the configuration says (an endpoint or a capacity it does not accept).
+/// retries (with backoff, saying why: no funds yet, the farmer has not approved the node yet)
+/// until the chain has it. Fails only when the chain refuses what the configuration says (an
+/// endpoint or a capacity it does not accept).
 pub async fn register(
     view: &ChainView,
     submitter: &Submitter<NodeKey>,
-    farm: &str,
+    farm: u32,
     capacity: Capacity,
     wg_public_key: [u8; 32],
     endpoint: &str,
@@ -141,22 +142,17 @@ fn is_permanent(e: &anyhow::Error) -> bool {
 async fn register_once(
     view: &ChainView,
     submitter: &Submitter<NodeKey>,
-    farm: &str,
+    farm_id: u32,
     capacity: Capacity,
     wg_public_key: [u8; 32],
     endpoint: &str,
 ) -> anyhow::Result<&'static str> {
-    let name = farm.to_string();
-    let farm_id = view
-        .read(|c| {
-            let name = name.clone();
-            async move { c.farm_by_name(&name, None).await }
-        })
+    let node = view.node;
+    view.read(|c| async move { c.farm(farm_id, None).await })
         .await?
         .ok_or_else(|| {
-            anyhow::anyhow!("farm {farm:?} does not exist on the chain (its farmer creates it)")
+            anyhow::anyhow!("farm {farm_id} does not exist on the chain (its farmer creates it)")
         })?;
-    let node = view.node;
     let existing = view
         .read(|c| async move { c.node(&node, None).await })
         .await?;
@@ -176,6 +172,15 @@ async fn register_once(
     }
     match existing {
         None => {
+            let approved = view
+                .read(|c| async move { c.node_approved(farm_id, &node, None).await })
+                .await?;
+            if !approved {
+                anyhow::bail!(
+                    "farm {farm_id}'s owner has not approved this node yet: \
+                     zosctl farm approve {farm_id} {node}"
+                );
+            }
             submitter
                 .submit(&api::tx().grid().register_node(
                     farm_id,
@@ -187,7 +192,7 @@ async fn register_once(
             Ok("registered")
         }
         Some(n) if n.farm != farm_id => anyhow::bail!(
-            "this node is registered under farm {} on the chain, not {farm:?}; remove it there first",
+            "this node is registered under farm {} on the chain, not {farm_id}; remove it there first",
             n.farm
         ),
         Some(_) if needs_tx => {

@@ -12,10 +12,15 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The chain's RPC endpoints, tried in order. Default `["ws://127.0.0.1:9944"]`.
+    /// The chain's RPC endpoints, tried in order. Default `["ws://127.0.0.1:9944"]`. Endpoints
+    /// off this machine must be `wss://` unless `allow_insecure_chain` says otherwise.
     pub chain: Vec<String>,
-    /// The farm this node belongs to, by name. Default `"localgrid"`.
-    pub farm: String,
+    /// Allows `ws://` (unencrypted, unauthenticated) endpoints off this machine: anyone on the
+    /// path could then feed the node a false chain view. Default `false`.
+    pub allow_insecure_chain: bool,
+    /// The farm this node belongs to, by id (names can be registered by anyone first). Its
+    /// owner must approve the node (`zosctl farm approve`) before it can register. Default 0.
+    pub farm: u32,
     /// The node's key, its local state (rocksdb) and nothing else. Default `/var/lib/zos-agent`.
     pub state_dir: PathBuf,
     /// Images, root filesystems and volumes: the filesystem whose size is offered as SRU.
@@ -50,8 +55,8 @@ pub struct Reserve {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CapacityOverride {
-    /// Logical CPUs.
-    pub cru: Option<u64>,
+    /// CPU, in thousandths of a logical CPU (4000 for four).
+    pub cpu_millis: Option<u64>,
     /// Memory, bytes.
     pub mru: Option<u64>,
     /// Storage, bytes.
@@ -85,7 +90,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             chain: vec!["ws://127.0.0.1:9944".into()],
-            farm: "localgrid".into(),
+            allow_insecure_chain: false,
+            farm: 0,
             state_dir: "/var/lib/zos-agent".into(),
             storage_dir: "/var/lib/zos-agent/storage".into(),
             run_dir: "/run/zos".into(),
@@ -191,8 +197,17 @@ impl Config {
         {
             return Err(format!("`chain`: {bad:?} is not a ws:// or wss:// URL"));
         }
-        if self.farm.is_empty() {
-            return Err("`farm` is empty".into());
+        if !self.allow_insecure_chain {
+            if let Some(bad) = self
+                .chain
+                .iter()
+                .find(|u| u.starts_with("ws://") && !is_loopback_url(u))
+            {
+                return Err(format!(
+                    "`chain`: {bad:?} is off this machine and not wss://: use wss://, or set \
+                     `allow_insecure_chain = true` to accept a chain view anyone on the path can forge"
+                ));
+            }
         }
         for (key, dir) in [
             ("state_dir", &self.state_dir),
@@ -234,6 +249,20 @@ impl Config {
     }
 }
 
+/// Whether a `ws://` URL names this machine (127.0.0.0/8, `[::1]` or `localhost`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.trim_start_matches("ws://");
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Periods {
     /// A period as a duration.
     pub fn of(secs: u64) -> Duration {
@@ -255,14 +284,15 @@ mod tests {
         let c = Config::parse(
             r#"
 chain = ["ws://10.0.0.1:9944", "wss://rpc.example:443"]
-farm = "north"
+allow_insecure_chain = true
+farm = 7
 state_dir = "/srv/zos"
 
 [reserve]
 memory = 2147483648
 
 [capacity]
-cru = 1
+cpu_millis = 1500
 
 [periods]
 uptime = 120
@@ -270,12 +300,12 @@ uptime = 120
         )
         .unwrap();
         assert_eq!(c.chain.len(), 2);
-        assert_eq!(c.farm, "north");
+        assert_eq!(c.farm, 7);
         assert_eq!(c.state_dir, PathBuf::from("/srv/zos"));
         assert_eq!(c.reserve.memory, 2 << 30);
         assert_eq!(c.reserve.storage, 10 << 30);
         assert_eq!(c.periods.uptime, 120);
-        assert_eq!(c.capacity.cru, Some(1));
+        assert_eq!(c.capacity.cpu_millis, Some(1500));
         assert_eq!(c.capacity.mru, None);
         assert_eq!(c.periods.consumption, 60);
         assert_eq!(c.key_path(), PathBuf::from("/srv/zos/node.key"));
@@ -283,7 +313,7 @@ uptime = 120
 
     #[test]
     fn unknown_keys_are_refused_by_name_and_line() {
-        let e = Config::parse("farm = \"x\"\n\n[periods]\nuptme = 5\n").unwrap_err();
+        let e = Config::parse("farm = 1\n\n[periods]\nuptme = 5\n").unwrap_err();
         let text = e.to_string();
         assert!(text.contains("uptme"), "{text}");
         assert!(text.contains("line 4"), "{text}");
@@ -297,10 +327,45 @@ uptime = 120
             ("state_dir = \"relative\"", "`state_dir`"),
             ("[periods]\nwatch = 0", "`periods.watch`"),
             ("endpoint = \"example.org\"", "`endpoint`"),
-            ("farm = 3", "farm"),
+            ("farm = \"north\"", "farm"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_off_this_machine_must_be_wss_unless_the_config_says_otherwise() {
+        for local in [
+            "ws://127.0.0.1:9944",
+            "ws://127.8.0.3:1",
+            "ws://localhost:9944",
+            "ws://[::1]:9944/path",
+        ] {
+            let c = Config::parse(&format!("chain = [\"{local}\"]")).unwrap();
+            assert_eq!(c.chain, vec![local.to_string()]);
+        }
+        for remote in [
+            "ws://10.0.0.1:9944",
+            "ws://rpc.example:9944",
+            "ws://127.0.0.1.example:9944",
+            "ws://[2001:db8::1]:9944",
+        ] {
+            let e = Config::parse(&format!("chain = [\"{remote}\"]"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not wss://") && e.contains(remote),
+                "{remote}: {e}"
+            );
+            let allowed = format!("allow_insecure_chain = true\nchain = [\"{remote}\"]");
+            assert!(Config::parse(&allowed).is_ok(), "{remote}");
+        }
+        assert!(Config::parse("chain = [\"wss://rpc.example:443\"]").is_ok());
     }
 }

@@ -60,6 +60,8 @@ pub enum Status {
     Error,
     /// Paused while the contract is in its grace period.
     Paused,
+    /// This node cannot run this kind of workload; the chain does not bill it.
+    Unsupported,
 }
 
 impl Status {
@@ -69,6 +71,7 @@ impl Status {
             Status::Ok => "ok",
             Status::Error => "error",
             Status::Paused => "paused",
+            Status::Unsupported => "unsupported",
         }
     }
 }

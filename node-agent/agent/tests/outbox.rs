@@ -53,7 +53,7 @@ async fn consumption_lands_once_across_a_crash_and_a_chain_outage() -> Result<()
         .submit(&api::tx().grid().create_farm(b"outbox".to_vec()))
         .await?;
     let capacity = Capacity {
-        cru: 4,
+        cpu_millis: 4000,
         mru: 8 << 30,
         sru: 100 << 30,
         hru: 0,

@@ -99,7 +99,7 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
         .or(node_arg)
         .expect("one of --node and --contract is given; qed");
     // `--node`, when given, is the contract's node (checked above).
-    let deployment = match early {
+    let mut deployment = match early {
         Some(d) => d,
         None => seal(&node)?,
     };
@@ -114,6 +114,22 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
                 c.deployment.version + 1
             )));
         }
+        // The node re-applies only workloads whose version changed: carry the versions on
+        // chain over, and raise those of changed workloads.
+        for v in zos_contracts::follow_versions(&c.deployment, &mut deployment) {
+            ctx.progress(format!(
+                "  {}: workload version {} -> {}",
+                String::from_utf8_lossy(&v.workload),
+                v.from,
+                v.to
+            ));
+        }
+        zos_contracts::check_update(&c.deployment, &deployment).map_err(|e| {
+            invalid(format!(
+                "{}: the node could not apply this update: {e}",
+                path.display()
+            ))
+        })?;
     }
 
     if let (Some(group_name), Some(group)) = (args.as_group.as_deref(), &group) {

@@ -1,4 +1,4 @@
-//! `zosctl farm create`, `node list|show`, `balance`, `transfer`.
+//! `zosctl farm create|approve`, `node list|show`, `balance`, `transfer`.
 
 use serde_json::{json, Value};
 use zos_chain_client::{api, AccountId32, ChainClient, MultiAddress};
@@ -27,6 +27,31 @@ pub async fn farm_create(ctx: &Ctx, name: &str) -> anyhow::Result<Out> {
     Ok(Out {
         human: format!("farm {name} created: id {id}, owner {}", key.account()),
         json: json!({ "id": id, "name": name, "owner": key.account().to_string() }),
+    })
+}
+
+/// `farm approve FARM NODE`: the farm's owner lets a node register under the farm.
+pub async fn farm_approve(ctx: &Ctx, farm: u32, node: &str) -> anyhow::Result<Out> {
+    let key = ctx.key()?;
+    let node = ctx.home.account(node)?;
+    let client = ctx.client().await?;
+    let f = client
+        .farm(farm, None)
+        .await?
+        .ok_or_else(|| other(format!("no farm has id {farm}")))?;
+    submit(
+        &client,
+        &key,
+        &api::tx().grid().approve_node(farm, node),
+        format!("approving node {node} for farm {farm}"),
+    )
+    .await?;
+    Ok(Out {
+        human: format!(
+            "node {node} may now register under farm {} (id {farm})",
+            f.name
+        ),
+        json: json!({ "farm": farm, "node": node.to_string() }),
     })
 }
 
@@ -60,10 +85,14 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
         |t| format!("{} ({})", fmt::time(t), fmt::ago(now, t)),
     );
     let row = format!(
-        "{:<49} {:<12} {:<7} {:<19} {:<19} {:<6} {}",
+        "{:<49} {:<12} {:<11} {:<19} {:<19} {:<6} {}",
         account.to_string(),
         farm_name,
-        format!("{}/{}", reserved.cru, node.capacity.cru),
+        format!(
+            "{}/{}",
+            fmt::cpu(reserved.cpu_millis),
+            fmt::cpu(node.capacity.cpu_millis)
+        ),
         format!(
             "{}/{}",
             fmt::bytes(reserved.mru),
@@ -123,7 +152,7 @@ pub async fn node_list(ctx: &Ctx, farm: Option<&str>) -> anyhow::Result<Out> {
     };
     let accounts = client.node_accounts(farm_id, None).await?;
     let mut human = format!(
-        "{:<49} {:<12} {:<7} {:<19} {:<19} {:<6} LAST REPORT\n",
+        "{:<49} {:<12} {:<11} {:<19} {:<19} {:<6} LAST REPORT\n",
         "NODE", "FARM", "CPU", "MEMORY", "SSD", "STATE"
     );
     let mut rows = Vec::new();

@@ -25,6 +25,9 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Out> {
         }) => keys::import(ctx, &name, mnemonic, uri, seed, scheme),
         Command::Key(KeyCommand::List) => keys::list(ctx),
         Command::Farm(FarmCommand::Create { name }) => grid::farm_create(ctx, &name).await,
+        Command::Farm(FarmCommand::Approve { farm, node }) => {
+            grid::farm_approve(ctx, farm, &node).await
+        }
         Command::Node(NodeCommand::List { farm }) => grid::node_list(ctx, farm.as_deref()).await,
         Command::Node(NodeCommand::Show { account }) => grid::node_show(ctx, &account).await,
         Command::Balance { account } => grid::balance(ctx, account.as_deref()).await,

@@ -463,7 +463,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 }
             }
             other => Ok(Outcome::new(
-                Status::Error,
+                Status::Unsupported,
                 &format!(
                     "{} workloads are not supported by this node yet",
                     other.kind()

@@ -531,7 +531,7 @@ async fn a_grace_period_pauses_and_its_end_resumes() {
 }
 
 #[tokio::test]
-async fn unsupported_kinds_are_errors_not_silence() {
+async fn unsupported_kinds_are_reported_as_such_not_silence() {
     let s = setup(FakeHost::default());
     s.chain.put(
         1,
@@ -541,10 +541,11 @@ async fn unsupported_kinds_are_errors_not_silence() {
     // Not retried: nothing would change until the node learns networks.
     s.engine.reconcile(1, true).await.unwrap();
     let (_, states) = reported(&s.outbox, 1).unwrap();
+    // `Unsupported`, so that the chain does not bill what this node cannot run.
     assert_eq!(
         states["net"],
         (
-            Status::Error,
+            Status::Unsupported,
             "network workloads are not supported by this node yet".into()
         )
     );

@@ -138,12 +138,14 @@ impl Sender {
             Err(ChainError::Dispatch(f))
                 if matches!(
                     f.error.as_str(),
-                    "ContractNotFound" | "NotContractNode" | "UnknownVersion"
+                    "ContractNotFound" | "NotContractNode" | "UnknownVersion" | "StaleReport"
                 ) =>
             {
                 tracing::info!(contract, reason = %f.error, "state report no longer wanted by the chain");
                 Sent::Done
             }
+            // The chain has these states already (a report resent after a restart).
+            Err(ChainError::Dispatch(f)) if f.error == "EmptyReport" => Sent::Done,
             Err(e) => {
                 tracing::warn!(contract, error = %e, "state report not sent yet");
                 Sent::Later(RETRY)
@@ -228,11 +230,58 @@ impl Sender {
                 )?;
                 Ok(Sent::Later(Duration::ZERO))
             }
+            Err(ChainError::Dispatch(f)) if is_over_reservation(&f.error) => {
+                self.isolate(key, items, baseline).await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "consumption not sent yet");
                 Ok(Sent::Later(RETRY))
             }
         }
+    }
+
+    /// The chain refused a whole report because one contract's figures are beyond what it
+    /// reserved: sends each contract alone and drops (loudly) those the chain refuses, so that
+    /// one contract cannot hold back the others' reports.
+    async fn isolate(
+        &self,
+        key: &[u8],
+        items: BTreeMap<u64, Usage>,
+        baseline: BTreeMap<u64, Option<u64>>,
+    ) -> anyhow::Result<Sent> {
+        let mut left = BTreeMap::new();
+        for (id, usage) in items {
+            let call = api::tx()
+                .deployments()
+                .report_consumption(BoundedVec(vec![(id, consumption(&usage))]));
+            match self.submitter.submit(&call).await {
+                Ok(_) => {}
+                Err(ChainError::Dispatch(f)) if is_over_reservation(&f.error) => {
+                    tracing::error!(
+                        contract = id,
+                        reason = %f.error,
+                        ?usage,
+                        "the chain refuses this consumption as beyond the contract's reservation: dropped"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(contract = id, error = %e, "consumption not sent yet");
+                    left.insert(id, usage);
+                }
+            }
+        }
+        if left.is_empty() {
+            self.outbox.state().delete_outbox(key)?;
+            return Ok(Sent::Done);
+        }
+        self.outbox.update(
+            key,
+            &Entry::Consumption {
+                items: left,
+                baseline: Some(baseline),
+            },
+        )?;
+        Ok(Sent::Later(RETRY))
     }
 
     /// Removes from `items` (and from the stored entry) the contracts whose `last_report` moved
@@ -293,6 +342,7 @@ fn report_line(l: &StateLine) -> WorkloadReport {
             Status::Ok => WorkloadStatus::Ok,
             Status::Error => WorkloadStatus::Error,
             Status::Paused => WorkloadStatus::Paused,
+            Status::Unsupported => WorkloadStatus::Unsupported,
         },
         message: BoundedVec(message),
     }
@@ -335,6 +385,14 @@ pub async fn uptime(submitter: Submitter<NodeKey>, period: Duration) {
             Err(e) => tracing::warn!(error = %e, "uptime not reported"),
         }
     }
+}
+
+/// The chain's refusals of consumption beyond what a contract reserved.
+fn is_over_reservation(error: &str) -> bool {
+    matches!(
+        error,
+        "CpuOverReservation" | "MemoryOverReservation" | "NetworkOverBound"
+    )
 }
 
 #[cfg(test)]
