@@ -177,7 +177,7 @@ parameter_types! {
     pub storage GracePeriod: u64 = GRACE_PERIOD;
 }
 
-/// The most contracts one block bills: with the most seconds of queue walked, about 30 % of the
+/// The most contracts one block bills: with the most seconds of queue walked, under a fifth of the
 /// block's weight at the weights measured here (docs/benchmarks.md).
 pub const MAX_BILLS_PER_BLOCK: u32 = 256;
 

@@ -215,38 +215,38 @@ impl<T: frame_system::Config> pallet_deployments::WeightInfo for WeightInfo<T> {
 	}
 	/// Storage: `Deployments::BillingCursor` (r:1 w:1)
 	/// Proof: `Deployments::BillingCursor` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::BillingQueue` (r:5600 w:4000)
+	/// Storage: `Deployments::BillingQueue` (r:856 w:512)
 	/// Proof: `Deployments::BillingQueue` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Contracts` (r:2000 w:2000)
+	/// Storage: `Deployments::Contracts` (r:256 w:256)
 	/// Proof: `Deployments::Contracts` (`max_values`: None, `max_size`: Some(269), added: 2744, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Prices` (r:1 w:0)
-	/// Proof: `Deployments::Prices` (`max_values`: Some(1), `max_size`: Some(96), added: 591, mode: `MaxEncodedLen`)
 	/// Storage: `Grid::Nodes` (r:1 w:0)
 	/// Proof: `Grid::Nodes` (`max_values`: None, `max_size`: Some(292), added: 2767, mode: `MaxEncodedLen`)
 	/// Storage: `Grid::Farms` (r:1 w:0)
 	/// Proof: `Grid::Farms` (`max_values`: None, `max_size`: Some(118), added: 2593, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Deployments::Usage` (r:2000 w:2000)
+	/// Storage: `Deployments::Prices` (r:1 w:0)
+	/// Proof: `Deployments::Prices` (`max_values`: Some(1), `max_size`: Some(96), added: 591, mode: `MaxEncodedLen`)
+	/// Storage: `Deployments::Usage` (r:256 w:256)
 	/// Proof: `Deployments::Usage` (`max_values`: None, `max_size`: Some(121), added: 2596, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:2001 w:0)
+	/// Storage: `System::Account` (r:257 w:0)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: UNKNOWN KEY `0xe34e03dac51f52676c0f873f3b9edb46` (r:1 w:0)
 	/// Proof: UNKNOWN KEY `0xe34e03dac51f52676c0f873f3b9edb46` (r:1 w:0)
-	/// The range of component `b` is `[0, 2000]`.
-	/// The range of component `s` is `[1, 3600]`.
+	/// The range of component `b` is `[0, 256]`.
+	/// The range of component `s` is `[1, 600]`.
 	fn bill_due(b: u32, s: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2144 + b * (423 ±0)`
-		//  Estimated: `5589 + b * (2744 ±0) + s * (2507 ±0)`
-		// Minimum execution time: 164_509_912_000 picoseconds.
-		Weight::from_parts(202_243_352_000, 0)
-			.saturating_add(Weight::from_parts(0, 5589))
-			// Standard Error: 96_675_327
-			.saturating_add(Weight::from_parts(776_977_240, 0).saturating_mul(b.into()))
-			// Standard Error: 53_704_249
-			.saturating_add(Weight::from_parts(94_309_837, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(4))
+		//  Measured:  `1123 + b * (425 ±0)`
+		//  Estimated: `4708 + b * (2744 ±0) + s * (2507 ±0)`
+		// Minimum execution time: 60_732_974_000 picoseconds.
+		Weight::from_parts(67_643_855_000, 0)
+			.saturating_add(Weight::from_parts(0, 4708))
+			// Standard Error: 35_267_846
+			.saturating_add(Weight::from_parts(354_938_059, 0).saturating_mul(b.into()))
+			// Standard Error: 15_040_814
+			.saturating_add(Weight::from_parts(122_196_122, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(b.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(1))
