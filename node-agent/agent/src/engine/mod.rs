@@ -406,9 +406,6 @@ impl<H: Host, C: Chain> Engine<H, C> {
                             let status = if success { Status::Ok } else { Status::Error };
                             return Ok(Outcome::new(status, &exit));
                         }
-                        let tail = current
-                            .map(|o| o.log_tail.trim().to_string())
-                            .unwrap_or_default();
                         let wait = {
                             let mut restarts = self.lock_restarts();
                             let r = restarts.entry((id, name.to_string())).or_default();
@@ -418,11 +415,9 @@ impl<H: Host, C: Chain> Engine<H, C> {
                                 _ => {
                                     r.short_runs += 1;
                                     r.total += 1;
-                                    r.last_exit = if tail.is_empty() {
-                                        exit.clone()
-                                    } else {
-                                        format!("{exit}; last output: {tail}")
-                                    };
+                                    // The exit status only: the message goes to the chain,
+                                    // which is public forever, and output can hold secrets.
+                                    r.last_exit = exit.clone();
                                     r.not_before =
                                         Some(now + backoff(r.short_runs - 1, self.timing.restart));
                                     None
