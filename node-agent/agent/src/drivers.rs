@@ -364,7 +364,6 @@ impl Host for HostDrivers {
                     .get(VERSION_LABEL)
                     .and_then(|v| v.parse().ok()),
                 state,
-                log_tail: status.log_tail,
             });
         }
         for id in self.volumes.list()? {
@@ -374,7 +373,6 @@ impl Host for HostDrivers {
                     kind: WorkloadKind::Volume,
                     version: None,
                     state: RunState::Present,
-                    log_tail: String::new(),
                 });
             }
         }

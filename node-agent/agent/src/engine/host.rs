@@ -61,8 +61,6 @@ pub struct Observed {
     pub version: Option<u32>,
     /// How it is.
     pub state: RunState,
-    /// The last lines it printed (containers).
-    pub log_tail: String,
 }
 
 /// Why a workload could not be applied, in words for its owner (reported on chain).

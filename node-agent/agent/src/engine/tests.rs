@@ -121,7 +121,6 @@ impl Host for FakeHost {
                 kind,
                 version: (kind == WorkloadKind::Container).then_some(w.version),
                 state,
-                log_tail: "boom".into(),
             },
         );
         Ok(())
