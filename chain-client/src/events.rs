@@ -1,7 +1,7 @@
 //! Every finalized block, in order, once: the node agent's view of the chain.
 //!
 //! [`follow_finalized`] starts at a given block number and delivers each finalized block after it,
-//! the blocks it missed first, then new ones as they are finalized. It remembers the next number
+//! the blocks it missed first, then new ones as the finalized-head subscription announces them. It remembers the next number
 //! to deliver, and only moves past a block once that block was delivered: when the connection
 //! drops or the node restarts it reconnects (trying every endpoint, with backoff) and carries on
 //! from there, so that no block is skipped and none is delivered twice.
@@ -22,6 +22,9 @@ pub struct FinalizedBlock {
     pub hash: H256,
     /// The grid's events in it, in order.
     pub events: Vec<ChainEvent>,
+    /// Events this client could not decode, described; when there are any, what the block
+    /// changed must be read from state instead.
+    pub undecodable: Vec<String>,
 }
 
 /// What happened on chain that a node or a user cares about.
@@ -133,46 +136,87 @@ pub fn follow_finalized(urls: Vec<String>, from: u64) -> mpsc::Receiver<Finalize
     rx
 }
 
-/// Delivers blocks until an error (returned) or until the receiver is dropped (`Ok`).
+/// Delivers blocks until an error (returned) or until the receiver is dropped (`Ok`): first the
+/// finalized blocks not delivered yet, then, on each finalized head the subscription announces,
+/// every block up to it (finality can jump several blocks at once).
 async fn deliver(
     client: &ChainClient,
     next: &mut u64,
     tx: &mpsc::Sender<FinalizedBlock>,
 ) -> Result<(), ChainError> {
+    let mut heads = client.api().stream_blocks().await.map_err(subxt_err)?;
+    let mut head = client.finalized_number().await?;
     loop {
-        let finalized = client.finalized_number().await?;
-        while *next <= finalized {
+        while *next <= head {
             let block = block(client, *next).await?;
             if tx.send(block).await.is_err() {
                 return Ok(());
             }
             *next += 1;
         }
-        if tx.is_closed() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        head = tokio::select! {
+            announced = heads.next() => match announced {
+                Some(Ok(b)) => b.number(),
+                Some(Err(e)) => return Err(subxt_err(e)),
+                None => return Err(ChainError::Decode("the finalized-head subscription ended".into())),
+            },
+            () = tx.closed() => return Ok(()),
+            () = tokio::time::sleep(QUIET) => {
+                // A subscription that went quiet without an error is checked, not trusted.
+                let finalized = client.finalized_number().await?;
+                if finalized >= *next {
+                    tracing::warn!(finalized, next = *next, "the finalized-head subscription missed blocks");
+                }
+                finalized
+            }
+        };
     }
 }
+
+/// How long the follower waits for a finalized head before asking for one.
+const QUIET: Duration = Duration::from_secs(60);
 
 /// Block `number` and its grid events.
 pub async fn block(client: &ChainClient, number: u64) -> Result<FinalizedBlock, ChainError> {
     let at = client.at(Some(number)).await?;
     let hash = at.block_hash();
     let events = at.events().fetch().await.map_err(subxt_err)?;
-    let mut out = Vec::new();
-    for event in events.iter() {
-        let event = event.map_err(subxt_err)?;
-        let event = event.decode_as::<api::Event>().map_err(subxt_err)?;
-        if let Some(e) = domain_event(event) {
-            out.push(e);
-        }
-    }
+    let (events, undecodable) = grid_events(&events);
     Ok(FinalizedBlock {
         number,
         hash,
-        events: out,
+        events,
+        undecodable,
     })
+}
+
+/// The grid's events among `events`, and a description of each event this client cannot decode
+/// (a runtime newer than its metadata): those are not skipped silently, the caller re-reads what
+/// they might have changed.
+pub fn grid_events(
+    events: &subxt::events::Events<crate::ZosConfig>,
+) -> (Vec<ChainEvent>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut undecodable = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                // The rest of the block cannot be told apart either.
+                undecodable.push(format!("event #{index} and after: {e}"));
+                break;
+            }
+        };
+        match event.decode_as::<api::Event>() {
+            Ok(decoded) => out.extend(domain_event(decoded)),
+            Err(e) => undecodable.push(format!(
+                "event #{index} ({}::{}): {e}",
+                event.pallet_name(),
+                event.event_name()
+            )),
+        }
+    }
+    (out, undecodable)
 }
 
 fn domain_event(event: api::Event) -> Option<ChainEvent> {

@@ -9,7 +9,7 @@ use zos_chain_client::{
 };
 use zos_contracts::Capacity;
 
-use crate::engine::{backoff, Chain, DesiredContract};
+use crate::engine::{backoff, Chain, ChainAnswer, DesiredContract};
 
 /// A chain connection shared by the agent's tasks; reads reconnect when it was lost.
 #[derive(Clone)]
@@ -75,27 +75,34 @@ impl ChainView {
         }
     }
 
-    /// The contracts naming this node at the finalized head.
-    pub async fn my_contracts(&self) -> Result<Vec<u64>, ChainError> {
+    /// The contracts naming this node at block `at` (the finalized head when `None`).
+    pub async fn contracts_at(&self, at: Option<u64>) -> Result<Vec<u64>, ChainError> {
         let node = self.node;
-        self.read(|c| async move { c.contracts_of_node(&node, None).await })
+        self.read(|c| async move { c.contracts_of_node(&node, at).await })
             .await
     }
 }
 
 impl Chain for ChainView {
-    async fn contract(&self, id: u64) -> anyhow::Result<Option<DesiredContract>> {
-        let contract = self
-            .read(|c| async move { c.contract(id, None).await })
+    async fn contract(&self, id: u64) -> anyhow::Result<ChainAnswer> {
+        let (block, contract) = self
+            .read(|c| async move {
+                // One block for both: the number says how fresh the answer is.
+                let block = c.finalized_number().await?;
+                Ok((block, c.contract(id, Some(block)).await?))
+            })
             .await?;
-        Ok(contract
-            .filter(|c| c.node == self.node)
-            .map(|c| DesiredContract {
-                id,
-                owner: c.owner.0,
-                paused: matches!(c.state, ContractState::GracePeriod { .. }),
-                deployment: c.deployment,
-            }))
+        Ok(ChainAnswer {
+            block,
+            contract: contract
+                .filter(|c| c.node == self.node)
+                .map(|c| DesiredContract {
+                    id,
+                    owner: c.owner.0,
+                    paused: matches!(c.state, ContractState::GracePeriod { .. }),
+                    deployment: c.deployment,
+                }),
+        })
     }
 }
 

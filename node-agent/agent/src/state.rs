@@ -25,6 +25,8 @@ const OUTBOX: &str = "outbox";
 const FAMILIES: [&str; 4] = [META, WORKLOADS, METER, OUTBOX];
 
 const LAST_BLOCK: &[u8] = b"last_block";
+/// Followed by a contract id (big endian): a cancel or deletion seen in a followed finalized block.
+const ENDED: &[u8] = b"ended/";
 const NEXT_SEQ: &[u8] = b"next_seq";
 
 /// What the agent last saw of a workload, for `zos-agent status` and for reporting only changes.
@@ -159,9 +161,38 @@ impl State {
             .map(|v| u64_of(&v)))
     }
 
-    /// Records the last block processed.
+    /// Records block `n` as processed, with the contracts whose cancel or deletion it holds, in
+    /// one synced batch: a contract is only ever torn down on the word of a block the node
+    /// followed, or of an endpoint at least as far as this number.
+    pub fn processed_block(&self, n: u64, ended: &[u64]) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for id in ended {
+            batch.put_cf(self.cf(META), ended_key(*id), n.to_be_bytes());
+        }
+        batch.put_cf(self.cf(META), LAST_BLOCK, n.to_be_bytes());
+        if ended.is_empty() {
+            // Losing the last block number to a crash only repeats blocks: no sync needed.
+            return Ok(self.db.write(batch)?);
+        }
+        self.write_synced(batch)
+    }
+
+    /// Records block `n` as processed, no contract ending in it.
     pub fn set_last_block(&self, n: u64) -> Result<(), StateError> {
-        Ok(self.db.put_cf(self.cf(META), LAST_BLOCK, n.to_be_bytes())?)
+        self.processed_block(n, &[])
+    }
+
+    /// The block in which a followed cancel or deletion of `contract` was seen, if one was.
+    pub fn ended_in(&self, contract: u64) -> Result<Option<u64>, StateError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(META), ended_key(contract))?
+            .map(|v| u64_of(&v)))
+    }
+
+    /// Forgets the cancel or deletion of `contract` once nothing of it is left on the host.
+    pub fn forget_ended(&self, contract: u64) -> Result<(), StateError> {
+        Ok(self.db.delete_cf(self.cf(META), ended_key(contract))?)
     }
 
     /// Every workload record, by contract then name.
@@ -317,6 +348,10 @@ impl State {
         }
         Ok(out)
     }
+}
+
+fn ended_key(contract: u64) -> Vec<u8> {
+    [ENDED, &contract.to_be_bytes()[..]].concat()
 }
 
 fn contract_prefix(contract: u64) -> Vec<u8> {

@@ -3,7 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use zos_chain_client::{events, ChainEvent};
+use zos_chain_client::{
+    events::{self, FinalizedBlock},
+    AccountId32, ChainEvent,
+};
 
 use crate::{
     chain::ChainView,
@@ -25,7 +28,7 @@ pub async fn start_block(view: &ChainView, state: &State) -> anyhow::Result<u64>
 }
 
 /// Follows finalized blocks from `from`, handing each contract an event names to the engine, and
-/// recording progress.
+/// recording progress and the contracts that ended.
 pub async fn follow<H: Host, C: Chain>(
     urls: Vec<String>,
     view: ChainView,
@@ -37,30 +40,55 @@ pub async fn follow<H: Host, C: Chain>(
     let node = *view.node();
     let mut blocks = events::follow_finalized(urls, from);
     while let Some(block) = blocks.recv().await {
-        for event in &block.events {
-            if event.node() != Some(&node) {
-                continue;
-            }
-            use ChainEvent as E;
-            match event {
-                E::ContractCreated { contract_id, .. }
-                | E::ContractUpdated { contract_id, .. }
-                | E::ContractCanceled { contract_id, .. }
-                | E::ContractDeleted { contract_id, .. }
-                | E::GracePeriodStarted { contract_id, .. }
-                | E::GracePeriodEnded { contract_id, .. } => {
-                    tracing::info!(block = block.number, ?event, "contract event");
-                    engine.enqueue(*contract_id, true);
-                }
-                E::NodeRemoved { .. } => {
-                    tracing::error!(block = block.number, "this node was removed from the chain")
-                }
-                _ => {}
-            }
+        let ended = handle(&node, &block, &engine);
+        if !block.undecodable.is_empty() {
+            // A runtime this agent does not know yet: the block may have changed any of this
+            // node's contracts, so they are read again from state at that block.
+            tracing::warn!(
+                block = block.number,
+                undecodable = ?block.undecodable,
+                "events this agent cannot decode; re-reading this node's contracts at that block"
+            );
+            resync_at(&view, &engine, Some(block.number)).await?;
         }
-        state.set_last_block(block.number)?;
+        state.processed_block(block.number, &ended)?;
     }
     anyhow::bail!("the block stream ended")
+}
+
+/// Enqueues each contract of this node that `block` names; returns those whose cancel or deletion
+/// it holds.
+fn handle<H: Host, C: Chain>(
+    node: &AccountId32,
+    block: &FinalizedBlock,
+    engine: &Engine<H, C>,
+) -> Vec<u64> {
+    let mut ended = Vec::new();
+    for event in &block.events {
+        if event.node() != Some(node) {
+            continue;
+        }
+        use ChainEvent as E;
+        match event {
+            E::ContractCanceled { contract_id, .. } | E::ContractDeleted { contract_id, .. } => {
+                tracing::info!(block = block.number, ?event, "contract event");
+                ended.push(*contract_id);
+                engine.enqueue(*contract_id, true);
+            }
+            E::ContractCreated { contract_id, .. }
+            | E::ContractUpdated { contract_id, .. }
+            | E::GracePeriodStarted { contract_id, .. }
+            | E::GracePeriodEnded { contract_id, .. } => {
+                tracing::info!(block = block.number, ?event, "contract event");
+                engine.enqueue(*contract_id, true);
+            }
+            E::NodeRemoved { .. } => {
+                tracing::error!(block = block.number, "this node was removed from the chain")
+            }
+            _ => {}
+        }
+    }
+    ended
 }
 
 /// Reads every contract naming this node, and everything on the host, again.
@@ -68,7 +96,16 @@ pub async fn resync<H: Host, C: Chain>(
     view: &ChainView,
     engine: &Arc<Engine<H, C>>,
 ) -> anyhow::Result<usize> {
-    let ids = view.my_contracts().await?;
+    resync_at(view, engine, None).await
+}
+
+/// [`resync`], listing the contracts at block `at` (the finalized head when `None`).
+async fn resync_at<H: Host, C: Chain>(
+    view: &ChainView,
+    engine: &Arc<Engine<H, C>>,
+    at: Option<u64>,
+) -> anyhow::Result<usize> {
+    let ids = view.contracts_at(at).await?;
     for id in &ids {
         engine.enqueue(*id, true);
     }

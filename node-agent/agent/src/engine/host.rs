@@ -19,14 +19,20 @@ pub struct DesiredContract {
     pub paused: bool,
 }
 
+/// What a chain endpoint says of a contract, and the finalized block it read it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainAnswer {
+    /// The finalized block the answer was read at.
+    pub block: u64,
+    /// The contract if it exists there and names this node; `None` when it was canceled,
+    /// deleted, or never was, as far as that block knows.
+    pub contract: Option<DesiredContract>,
+}
+
 /// Where desired state comes from.
 pub trait Chain: Send + Sync + 'static {
-    /// The contract `id` if it exists and names this node; `None` when it was canceled, deleted,
-    /// or never was.
-    fn contract(
-        &self,
-        id: u64,
-    ) -> impl Future<Output = anyhow::Result<Option<DesiredContract>>> + Send;
+    /// Contract `id` at the endpoint's finalized head.
+    fn contract(&self, id: u64) -> impl Future<Output = anyhow::Result<ChainAnswer>> + Send;
 }
 
 /// How a workload is on the host.

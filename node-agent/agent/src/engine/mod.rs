@@ -20,7 +20,7 @@ use std::{
 
 use zos_contracts::{RestartPolicy, Workload, WorkloadKind, WorkloadSpec};
 
-pub use host::{ApplyError, Chain, DesiredContract, Host, Observed, RunState};
+pub use host::{ApplyError, Chain, ChainAnswer, DesiredContract, Host, Observed, RunState};
 pub use queue::{Queue, Reason};
 
 use crate::{
@@ -87,6 +87,23 @@ fn now_secs() -> u64 {
 pub fn backoff(n: u32, (base, max): (Duration, Duration)) -> Duration {
     let exp = base.saturating_mul(1u32 << n.min(16)).min(max);
     exp.mul_f64(0.5 + fastrand::f64())
+}
+
+/// The chain endpoint answered from a finalized block older than the last one this node
+/// processed: the pass waits (with backoff) rather than act on stale desired state, so a lagging
+/// or resyncing endpoint never removes a workload.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the chain endpoint is at finalized block #{endpoint}, behind block #{processed} this node \
+     already processed: contract {contract} waits until it catches up"
+)]
+pub struct EndpointBehind {
+    /// The contract.
+    pub contract: u64,
+    /// The endpoint's finalized block.
+    pub endpoint: u64,
+    /// The last block this node processed.
+    pub processed: u64,
 }
 
 impl<H: Host, C: Chain> Engine<H, C> {
@@ -190,7 +207,30 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 return Ok(d.clone());
             }
         }
-        let d = self.chain.contract(id).await?;
+        let answer = self.chain.contract(id).await?;
+        let state = self.outbox.state();
+        if let Some(processed) = state.last_block()? {
+            if answer.block < processed {
+                // A lagging or resyncing endpoint: what it says is older than what this node
+                // already acted on. Only a cancel or deletion this node followed itself is final.
+                if state.ended_in(id)?.is_none() {
+                    return Err(EndpointBehind {
+                        contract: id,
+                        endpoint: answer.block,
+                        processed,
+                    }
+                    .into());
+                }
+                tracing::info!(
+                    contract = id,
+                    endpoint = answer.block,
+                    processed,
+                    "the endpoint lags, but this node followed the contract's end itself"
+                );
+                return Ok(None);
+            }
+        }
+        let d = answer.contract;
         self.desired
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -483,6 +523,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
         self.lock_restarts().retain(|(c, _), _| *c != id);
         self.outbox.state().set_workloads(id, &[])?;
         self.outbox.forget_states(id)?;
+        self.outbox.state().forget_ended(id)?;
         self.desired
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -171,10 +171,18 @@ impl Host for FakeHost {
     }
 }
 
+/// Contracts, and the finalized block the endpoint answers from.
 #[derive(Default, Clone)]
-struct FakeChain(Arc<Mutex<HashMap<u64, DesiredContract>>>);
+struct FakeChain(
+    Arc<Mutex<HashMap<u64, DesiredContract>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
 
 impl FakeChain {
+    fn at_block(&self, n: u64) {
+        self.1.store(n, Ordering::SeqCst);
+    }
+
     fn put(&self, id: u64, yaml: &str, paused: bool) {
         let deployment = DeploymentFile::from_yaml(yaml)
             .unwrap()
@@ -194,8 +202,11 @@ impl FakeChain {
 }
 
 impl Chain for FakeChain {
-    async fn contract(&self, id: u64) -> anyhow::Result<Option<DesiredContract>> {
-        Ok(self.0.lock().unwrap().get(&id).cloned())
+    async fn contract(&self, id: u64) -> anyhow::Result<ChainAnswer> {
+        Ok(ChainAnswer {
+            block: self.1.load(Ordering::SeqCst),
+            contract: self.0.lock().unwrap().get(&id).cloned(),
+        })
     }
 }
 
@@ -346,6 +357,67 @@ async fn a_workload_dropped_from_the_contract_is_removed_and_a_gone_contract_ent
         "no report for a contract that is gone"
     );
     assert!(s.outbox.state().workloads_of(1).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lagging_endpoint_removes_nothing_until_it_catches_up_or_the_node_followed_the_end() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &web(1, 1, "always"), false);
+    s.chain.put(2, &web(1, 1, "always"), false);
+    s.chain.put(3, &web(2, 2, "always"), false);
+    s.chain.at_block(10);
+    for id in [1, 2, 3] {
+        s.engine.reconcile(id, true).await.unwrap();
+    }
+    s.outbox.state().set_last_block(10).unwrap();
+    s.host.calls();
+
+    // The node fails over to an endpoint that is resyncing: at block 3 it knows no contract 1
+    // or 2, and an older version of contract 3.
+    s.chain.at_block(3);
+    s.chain.0.lock().unwrap().clear();
+    s.chain.put(3, &web(1, 1, "always"), false);
+    for id in [1, 2, 3] {
+        let err = s.engine.reconcile(id, true).await.unwrap_err();
+        let behind = err
+            .downcast_ref::<EndpointBehind>()
+            .expect("endpoint behind");
+        assert_eq!((behind.endpoint, behind.processed), (3, 10), "{err}");
+    }
+    assert_eq!(s.host.calls(), Vec::<String>::new());
+    assert_eq!(s.host.names().len(), 9);
+
+    // Contract 1's cancel is in block 11, which the node followed: final, whatever the endpoint.
+    s.outbox.state().processed_block(11, &[1]).unwrap();
+    s.engine.reconcile(1, true).await.unwrap();
+    assert!(s.host.names().iter().all(|n| !n.starts_with("1/")));
+    assert_eq!(
+        s.outbox.state().ended_in(1).unwrap(),
+        None,
+        "forgotten once torn down"
+    );
+
+    // Contract 2 ended while the node was away: the endpoint's word counts once it is at or past
+    // the last block the node processed.
+    assert!(s.engine.reconcile(2, true).await.is_err());
+    assert!(s.host.names().iter().any(|n| n.starts_with("2/")));
+    s.chain.at_block(11);
+    s.chain.put(3, &web(2, 2, "always"), false);
+    s.engine.reconcile(2, true).await.unwrap();
+    assert!(s.host.names().iter().all(|n| !n.starts_with("2/")));
+    s.engine.reconcile(3, true).await.unwrap();
+    assert_eq!(
+        s.host.names().len(),
+        3,
+        "contract 3 untouched at its version"
+    );
+    let calls = s.host.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| !c.starts_with("apply 3/web") && !c.starts_with("apply 3/worker")),
+        "contract 3 was never taken back to the endpoint's older version: {calls:?}"
+    );
 }
 
 #[tokio::test]
