@@ -1,9 +1,12 @@
 //! Reading one layer: decompression, tar entries, whiteouts, hardlinks; file contents go to the
 //! content store as they stream by.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
+use std::time::Instant;
 
 use crate::content::{ContentError, ContentStore, Meta, PendingSync};
 use crate::digest::{Digest, DigestReader};
@@ -124,6 +127,117 @@ pub enum UnpackError {
     /// A non-directory entry for the root.
     #[error("layer entry {0:?} names the root but is not a directory")]
     RootNotDirectory(String),
+    /// The layer's tar stream is longer than [`Limits::unpacked_layer_bytes`](crate::Limits).
+    #[error("the layer unpacks to more than the {limit} bytes accepted for a layer")]
+    UnpackedLayerTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The image's tar streams together are longer than
+    /// [`Limits::unpacked_image_bytes`](crate::Limits).
+    #[error("the image unpacks to more than the {limit} bytes accepted for an image")]
+    UnpackedImageTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The image's layers together have more than [`Limits::entries`](crate::Limits) entries.
+    #[error("the image has more than the {limit} tar entries accepted")]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
+    /// The pull's deadline passed while the layer was being unpacked.
+    #[error("the pull's deadline passed while unpacking")]
+    DeadlineExceeded,
+}
+
+/// What the layers of one image may still unpack to, and until when. Shared by the image's layers,
+/// read one after the other.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    /// Uncompressed bytes of one layer.
+    pub(crate) layer_bytes: u64,
+    /// Uncompressed bytes of all layers.
+    pub(crate) image_bytes: u64,
+    /// Tar entries of all layers.
+    pub(crate) entries: u64,
+    /// When unpacking must stop.
+    pub(crate) deadline: Option<Instant>,
+    /// Uncompressed bytes of the layers read so far.
+    used_bytes: u64,
+    /// Entries of the layers read so far.
+    used_entries: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: &crate::Limits, deadline: Option<Instant>) -> Self {
+        Budget {
+            layer_bytes: limits.unpacked_layer_bytes,
+            image_bytes: limits.unpacked_image_bytes,
+            entries: limits.entries,
+            deadline,
+            used_bytes: 0,
+            used_entries: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn unlimited() -> Self {
+        Budget::new(
+            &crate::Limits {
+                unpacked_layer_bytes: u64::MAX,
+                unpacked_image_bytes: u64::MAX,
+                entries: u64::MAX,
+                ..crate::Limits::default()
+            },
+            None,
+        )
+    }
+}
+
+/// A limit reached while reading, remembered by [`Metered`]: the error it returns may reach the
+/// caller wrapped (by the tar reader, the content store), or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breach {
+    Layer,
+    Image,
+    Deadline,
+}
+
+/// The uncompressed tar stream, counted against the budget and cut off at the deadline.
+struct Metered<R> {
+    inner: R,
+    read: u64,
+    layer_limit: u64,
+    image_left: u64,
+    deadline: Option<Instant>,
+    breach: Rc<Cell<Option<Breach>>>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let breach = if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Breach::Deadline)
+        } else {
+            None
+        };
+        let breach = match breach {
+            Some(b) => Some(b),
+            None => {
+                let n = self.inner.read(buf)?;
+                self.read += n as u64;
+                if self.read > self.layer_limit {
+                    Some(Breach::Layer)
+                } else if self.read > self.image_left {
+                    Some(Breach::Image)
+                } else {
+                    return Ok(n);
+                }
+            }
+        };
+        self.breach.set(breach);
+        Err(io::Error::other("pull limit reached"))
+    }
 }
 
 /// A layer, read.
@@ -166,6 +280,7 @@ pub(crate) fn read_layer_file(
     lower: &ImageTree,
     store: &ContentStore,
     pending: &mut PendingSync,
+    budget: &mut Budget,
 ) -> Result<ReadLayer, UnpackError> {
     let compression = Compression::of_media_type(media_type)
         .ok_or_else(|| UnpackError::UnsupportedMediaType(media_type.to_owned()))?;
@@ -179,16 +294,19 @@ pub(crate) fn read_layer_file(
         lower,
         store,
         pending,
+        budget,
     )
 }
 
-/// Reads a layer stream: the changes it makes on top of `lower`, with file contents stored.
+/// Reads a layer stream: the changes it makes on top of `lower`, with file contents stored,
+/// within `budget` (which it uses up).
 pub(crate) fn read_layer(
     blob: impl Read,
     compression: Compression,
     lower: &ImageTree,
     store: &ContentStore,
     pending: &mut PendingSync,
+    budget: &mut Budget,
 ) -> Result<ReadLayer, UnpackError> {
     let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(blob),
@@ -197,21 +315,55 @@ pub(crate) fn read_layer(
             Box::new(zstd::stream::read::Decoder::new(blob).map_err(UnpackError::Read)?)
         }
     };
-    let mut tar_stream = DigestReader::new(decoded);
+    let breach = Rc::new(Cell::new(None));
+    let metered = Metered {
+        inner: decoded,
+        read: 0,
+        layer_limit: budget.layer_bytes,
+        image_left: budget.image_bytes.saturating_sub(budget.used_bytes),
+        deadline: budget.deadline,
+        breach: breach.clone(),
+    };
+    let mut tar_stream = DigestReader::new(metered);
     let mut changes = LayerChanges::default();
     let mut file_bytes = 0u64;
-    {
-        let mut archive = tar::Archive::new(&mut tar_stream);
-        for entry in archive.entries().map_err(UnpackError::Read)? {
-            let mut entry = entry.map_err(UnpackError::Read)?;
-            if let Some(size) = read_entry(&mut entry, lower, &mut changes, store, pending)? {
-                file_bytes += size;
+    let read = (|| {
+        {
+            let mut archive = tar::Archive::new(&mut tar_stream);
+            for entry in archive.entries().map_err(UnpackError::Read)? {
+                let mut entry = entry.map_err(UnpackError::Read)?;
+                budget.used_entries += 1;
+                if budget.used_entries > budget.entries {
+                    return Err(UnpackError::TooManyEntries {
+                        limit: budget.entries,
+                    });
+                }
+                if let Some(size) = read_entry(&mut entry, lower, &mut changes, store, pending)? {
+                    file_bytes += size;
+                }
             }
         }
-    }
-    // The tar's end blocks and padding are part of the diff_id, and reaching the end of the
-    // compressed stream checks its own checksum.
-    let (diff_id, _) = tar_stream.finish().map_err(UnpackError::Read)?;
+        // The tar's end blocks and padding are part of the diff_id, and reaching the end of the
+        // compressed stream checks its own checksum.
+        tar_stream.finish().map_err(UnpackError::Read)
+    })();
+    // A limit reached shows as whatever error the reader's failure became, or as none (a
+    // wrapper that swallowed it): the breach is what happened.
+    let (diff_id, len) = match (breach.get(), read) {
+        (Some(Breach::Layer), _) => {
+            return Err(UnpackError::UnpackedLayerTooLarge {
+                limit: budget.layer_bytes,
+            })
+        }
+        (Some(Breach::Image), _) => {
+            return Err(UnpackError::UnpackedImageTooLarge {
+                limit: budget.image_bytes,
+            })
+        }
+        (Some(Breach::Deadline), _) => return Err(UnpackError::DeadlineExceeded),
+        (None, read) => read?,
+    };
+    budget.used_bytes += len;
     Ok(ReadLayer {
         changes,
         diff_id,
@@ -422,7 +574,14 @@ mod tests {
 
     fn read(fx: &Fixture, lower: &ImageTree, tar: &[u8]) -> Result<ReadLayer, UnpackError> {
         let mut pending = PendingSync::default();
-        read_layer(tar, Compression::None, lower, &fx.store, &mut pending)
+        read_layer(
+            tar,
+            Compression::None,
+            lower,
+            &fx.store,
+            &mut pending,
+            &mut Budget::unlimited(),
+        )
     }
 
     #[test]
@@ -530,7 +689,15 @@ mod tests {
             (&gz, Compression::Gzip),
             (&zst, Compression::Zstd),
         ] {
-            let layer = read_layer(&blob[..], c, &lower, &fx.store, &mut pending).unwrap();
+            let layer = read_layer(
+                &blob[..],
+                c,
+                &lower,
+                &fx.store,
+                &mut pending,
+                &mut Budget::unlimited(),
+            )
+            .unwrap();
             assert_eq!(layer.diff_id, Digest::of(&tar));
             assert_eq!(
                 layer.changes.entries[0].1.kind,
@@ -540,6 +707,104 @@ mod tests {
                 }
             );
         }
+    }
+
+    fn budget(layer: u64, image: u64, entries: u64) -> Budget {
+        Budget::new(
+            &crate::Limits {
+                unpacked_layer_bytes: layer,
+                unpacked_image_bytes: image,
+                entries,
+                ..crate::Limits::default()
+            },
+            None,
+        )
+    }
+
+    fn read_with(
+        fx: &Fixture,
+        tar: &[u8],
+        c: Compression,
+        b: &mut Budget,
+    ) -> Result<ReadLayer, UnpackError> {
+        read_layer(
+            tar,
+            c,
+            &ImageTree::default(),
+            &fx.store,
+            &mut PendingSync::default(),
+            b,
+        )
+    }
+
+    #[test]
+    fn a_layer_unpacks_to_at_most_its_limit_whatever_it_compresses_to() {
+        use std::io::Write;
+        let fx = fixture();
+        let tar = tar_of(|b| add_file(b, "zeros", &vec![0u8; 1 << 20], 0o644));
+        let len = tar.len() as u64;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 8 << 10, "a small blob: {}", gz.len());
+
+        read_with(&fx, &gz, Compression::Gzip, &mut budget(len, u64::MAX, 10)).unwrap();
+        let err = read_with(
+            &fx,
+            &gz,
+            Compression::Gzip,
+            &mut budget(len - 1, u64::MAX, 10),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, UnpackError::UnpackedLayerTooLarge { limit } if limit == len - 1),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_image_limit_counts_every_layer_and_the_entry_limit_every_entry() {
+        let fx = fixture();
+        let tar = tar_of(|b| {
+            for i in 0..5 {
+                add_file(b, &format!("f{i}"), &[i; 600], 0o644);
+            }
+        });
+        let len = tar.len() as u64;
+
+        // Two layers fit in an image budget of twice their length, not in one byte less.
+        let mut b = budget(u64::MAX, 2 * len, u64::MAX);
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        let mut b = budget(u64::MAX, 2 * len - 1, u64::MAX);
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        let err = read_with(&fx, &tar, Compression::None, &mut b).unwrap_err();
+        assert!(
+            matches!(err, UnpackError::UnpackedImageTooLarge { .. }),
+            "{err:?}"
+        );
+
+        // Ten entries in two layers: a limit of 10 takes both, 9 refuses the second.
+        let mut b = budget(u64::MAX, u64::MAX, 10);
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        let mut b = budget(u64::MAX, u64::MAX, 9);
+        read_with(&fx, &tar, Compression::None, &mut b).unwrap();
+        let err = read_with(&fx, &tar, Compression::None, &mut b).unwrap_err();
+        assert!(
+            matches!(err, UnpackError::TooManyEntries { limit: 9 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_deadline() {
+        let fx = fixture();
+        let tar = tar_of(|b| add_file(b, "f", b"data", 0o644));
+        let mut b = Budget::unlimited();
+        b.deadline = Some(Instant::now());
+        let err = read_with(&fx, &tar, Compression::None, &mut b).unwrap_err();
+        assert!(matches!(err, UnpackError::DeadlineExceeded), "{err:?}");
     }
 
     #[test]

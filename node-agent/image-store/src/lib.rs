@@ -9,6 +9,9 @@
 //! - [`Store::prepare_rootfs`] builds a workload's root filesystem without copying content (a lower
 //!   tree of hardlinks into the store under an overlayfs with a per-workload upper dir), after
 //!   re-hashing every file of the lower tree against the image's tree ([`verify_tree`]).
+//! - [`Limits`] bound what one pull may take (manifest, compressed and uncompressed bytes, tar
+//!   entries, a stall timeout, an overall deadline); [`PullError::kind`] says what kind of
+//!   failure a pull was, in words safe to publish ([`PullErrorKind`]).
 //! - [`Store::gc`] removes images no workload used for a given time and contents no image needs.
 //! - [`push`] builds an OCI image from directories and pushes it, for tests and `zosctl image push`.
 //!
@@ -30,7 +33,9 @@
 mod content;
 mod digest;
 mod fsutil;
+mod kind;
 mod layer;
+mod limits;
 pub mod push;
 mod reference;
 mod registry;
@@ -42,7 +47,9 @@ mod verify;
 pub use content::ContentError;
 pub use digest::{ContentHash, Digest, InvalidDigest};
 pub use fsutil::FsError;
+pub use kind::PullErrorKind;
 pub use layer::{Compression, UnpackError};
+pub use limits::Limits;
 pub use reference::{ImageReference, ReferenceError};
 pub use registry::{Descriptor, RegistryClient, RegistryError};
 pub use rootfs::{Lease, Rootfs, RootfsError};

@@ -568,6 +568,7 @@ mod tests {
             &tree,
             &store,
             &mut PendingSync::default(),
+            &mut crate::layer::Budget::unlimited(),
         )
         .unwrap();
         assert_eq!(read.diff_id, a.diff_id);

@@ -1,23 +1,29 @@
-//! The OCI distribution API, through `oci-client`: manifests and blobs checked against their
-//! digests, and the monolithic uploads `push` needs.
+//! The OCI distribution API: manifests and blobs checked against their digests, and the
+//! monolithic uploads `push` needs.
 //!
-//! Loopback registries are spoken to over plain HTTP, every other one over HTTPS. Pulls are
-//! anonymous (with the bearer-token dance registries such as Docker Hub require). Foreign layer
-//! URLs in manifests are never followed: blobs come from the registry named by the reference.
+//! Pulls are plain `GET`s read chunk by chunk, so that a manifest is capped while it arrives, a
+//! blob cannot run past its descriptor, and every wait (for an answer, for the next chunk) has the
+//! stall timeout of [`Limits`]. They are anonymous; a registry that answers 401 gets the
+//! bearer-token dance registries such as Docker Hub require (`oci-client`'s, whose client also
+//! does the uploads). Loopback registries are spoken to over plain HTTP, every other one over
+//! HTTPS. Foreign layer URLs in manifests are never followed: blobs come from the registry named
+//! by the reference.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{DigestError, OciDistributionError};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::digest::{Digest, DigestHasher};
+use crate::limits::Limits;
 use crate::reference::{is_loopback_registry, ImageReference};
 
 /// OCI image manifest.
@@ -30,15 +36,11 @@ pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.ma
 pub(crate) const DOCKER_MANIFEST_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 
-const ACCEPTED_MANIFESTS: &[&str] = &[
-    OCI_MANIFEST,
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    DOCKER_MANIFEST_LIST,
-];
-
-/// Manifests are small; a larger one is refused before parsing.
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The `Accept` header of manifest requests.
+const ACCEPTED_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// A content descriptor from a manifest (other fields, `urls` included, are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +104,73 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
-    /// The request failed (network, HTTP status, registry error).
+    /// The HTTP client for pulls could not be built.
+    #[error("cannot create a registry client for {registry}")]
+    HttpClient {
+        /// Registry.
+        registry: String,
+        /// The error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No connection to the registry (name resolution, refused, TLS handshake).
+    #[error("cannot reach the registry for {what}")]
+    Unreachable {
+        /// What was requested.
+        what: String,
+        /// The error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A pull request failed after connecting (connection reset, protocol error).
+    #[error("request for {what} failed")]
+    Http {
+        /// What was requested.
+        what: String,
+        /// The error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry does not have it (HTTP 404).
+    #[error("the registry has no {what}")]
+    NotFound {
+        /// What was requested.
+        what: String,
+    },
+    /// The registry refuses anonymous pulls of it (HTTP 401 or 403, after the token dance).
+    #[error("the registry refuses {what} (HTTP {status})")]
+    Unauthorized {
+        /// What was requested.
+        what: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The registry answered with another error status.
+    #[error("the registry answered HTTP {status} for {what}")]
+    Status {
+        /// What was requested.
+        what: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The bearer-token dance failed.
+    #[error("cannot get a pull token for {what}")]
+    Token {
+        /// What was requested.
+        what: String,
+        /// The error.
+        #[source]
+        source: OciDistributionError,
+    },
+    /// The registry sent nothing for longer than the stall timeout.
+    #[error("the registry sent nothing for {after:?} while serving {what}")]
+    Stalled {
+        /// What was requested.
+        what: String,
+        /// The stall timeout.
+        after: Duration,
+    },
+    /// An upload failed (network, HTTP status, registry error).
     #[error("registry request for {what} failed")]
     Request {
         /// What was requested.
@@ -110,15 +178,6 @@ pub enum RegistryError {
         /// The error.
         #[source]
         source: OciDistributionError,
-    },
-    /// The blob stream broke off.
-    #[error("transfer of blob {digest} failed")]
-    Transfer {
-        /// Blob digest.
-        digest: Digest,
-        /// The error.
-        #[source]
-        source: std::io::Error,
     },
     /// The manifest served is not the one pinned.
     #[error("manifest of {reference} has digest {actual}, not the pinned {expected}")]
@@ -157,13 +216,13 @@ pub enum RegistryError {
         #[source]
         source: serde_json::Error,
     },
-    /// A manifest larger than this client accepts.
-    #[error("manifest {digest} is {size} bytes, more than the {MAX_MANIFEST_BYTES} accepted")]
+    /// A manifest larger than [`Limits::manifest_bytes`] (announced, or as it arrived).
+    #[error("manifest {digest} is larger than the {limit} bytes accepted")]
     ManifestTooLarge {
         /// Manifest digest.
         digest: Digest,
-        /// Its size.
-        size: usize,
+        /// The limit.
+        limit: u64,
     },
     /// A manifest of a type this store cannot run (schema 1, artifacts, nested indexes).
     #[error("manifest {digest} has unsupported type {media_type:?}")]
@@ -205,10 +264,21 @@ pub(crate) fn oci_architecture() -> &'static str {
     }
 }
 
-/// A client for OCI registries; cheap to clone, keeps one HTTP client per registry.
+/// One registry: the HTTP client pulls go through, and `oci-client`'s for tokens and uploads.
+#[derive(Clone)]
+struct Endpoint {
+    oci: oci_client::Client,
+    http: reqwest::Client,
+    scheme: &'static str,
+}
+
+/// A client for OCI registries; cheap to clone, keeps one connection pool per registry and the
+/// pull tokens it was given.
 #[derive(Clone)]
 pub struct RegistryClient {
-    clients: Arc<Mutex<HashMap<String, oci_client::Client>>>,
+    endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
+    /// Bearer tokens for pulls, by `registry/repository`.
+    tokens: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Default for RegistryClient {
@@ -223,6 +293,45 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// `fut`, or [`RegistryError::Stalled`] when it takes longer than `stall`.
+async fn within<T>(
+    stall: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, RegistryError> {
+    tokio::time::timeout(stall, fut)
+        .await
+        .map_err(|_| RegistryError::Stalled {
+            what: what.to_owned(),
+            after: stall,
+        })
+}
+
+fn http_error(what: &str, source: reqwest::Error) -> RegistryError {
+    if source.is_connect() {
+        RegistryError::Unreachable {
+            what: what.to_owned(),
+            source,
+        }
+    } else {
+        RegistryError::Http {
+            what: what.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The next chunk of a body, waiting at most `stall` for it.
+async fn next_chunk(
+    response: &mut reqwest::Response,
+    what: &str,
+    stall: Duration,
+) -> Result<Option<impl AsRef<[u8]>>, RegistryError> {
+    within(stall, what, response.chunk())
+        .await?
+        .map_err(|e| http_error(what, e))
+}
+
 impl RegistryClient {
     /// A client. Installs rustls' `ring` provider as the process default unless one is already
     /// installed (the HTTP client needs one even for plain HTTP).
@@ -230,17 +339,19 @@ impl RegistryClient {
         // Fails only when another provider is already installed, which is then used.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
-            clients: Arc::default(),
+            endpoints: Arc::default(),
+            tokens: Arc::default(),
         }
     }
 
-    fn client(&self, registry: &str) -> Result<oci_client::Client, RegistryError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(registry) {
-            return Ok(c.clone());
+    fn endpoint(&self, registry: &str) -> Result<Endpoint, RegistryError> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = endpoints.get(registry) {
+            return Ok(e.clone());
         }
+        let loopback = is_loopback_registry(registry);
         let config = ClientConfig {
-            protocol: if is_loopback_registry(registry) {
+            protocol: if loopback {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
@@ -251,13 +362,113 @@ impl RegistryClient {
             read_timeout: Some(Duration::from_secs(60)),
             ..ClientConfig::default()
         };
-        let client =
-            oci_client::Client::try_from(config).map_err(|source| RegistryError::Client {
+        let oci = oci_client::Client::try_from(config).map_err(|source| RegistryError::Client {
+            registry: registry.to_owned(),
+            source,
+        })?;
+        // No overall timeout: pulls time each wait themselves (`Limits::stall`) and the whole
+        // pull (`Limits::deadline`).
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("zos-image-store/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| RegistryError::HttpClient {
                 registry: registry.to_owned(),
                 source,
             })?;
-        clients.insert(registry.to_owned(), client.clone());
-        Ok(client)
+        let endpoint = Endpoint {
+            oci,
+            http,
+            scheme: if loopback { "http" } else { "https" },
+        };
+        endpoints.insert(registry.to_owned(), endpoint.clone());
+        Ok(endpoint)
+    }
+
+    fn client(&self, registry: &str) -> Result<oci_client::Client, RegistryError> {
+        Ok(self.endpoint(registry)?.oci)
+    }
+
+    /// `GET /v2/<repository>/<path>`: a success response, its body unread. A 401 is answered
+    /// once with the token dance.
+    async fn get(
+        &self,
+        reference: &ImageReference,
+        path: &str,
+        accept: Option<&str>,
+        what: &str,
+        stall: Duration,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let endpoint = self.endpoint(reference.registry())?;
+        let oci_ref = reference.to_oci();
+        let (host, repository) = (oci_ref.resolve_registry(), oci_ref.repository());
+        let scope = format!("{host}/{repository}");
+        let url = format!("{}://{host}/v2/{repository}/{path}", endpoint.scheme);
+        let mut token_tried = false;
+        loop {
+            let mut request = endpoint.http.get(&url);
+            if let Some(accept) = accept {
+                request = request.header(http::header::ACCEPT, accept);
+            }
+            let token = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&scope)
+                .cloned();
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = within(stall, what, request.send())
+                .await?
+                .map_err(|e| http_error(what, e))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let refused = |status: http::StatusCode| RegistryError::Unauthorized {
+                what: what.to_owned(),
+                status: status.as_u16(),
+            };
+            match status {
+                http::StatusCode::UNAUTHORIZED if !token_tried => {
+                    token_tried = true;
+                    let token = within(
+                        stall,
+                        what,
+                        endpoint.oci.auth(
+                            &oci_ref,
+                            &RegistryAuth::Anonymous,
+                            RegistryOperation::Pull,
+                        ),
+                    )
+                    .await?
+                    .map_err(|source| RegistryError::Token {
+                        what: what.to_owned(),
+                        source,
+                    })?
+                    .ok_or_else(|| refused(status))?;
+                    self.tokens
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(scope.clone(), token);
+                }
+                http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
+                    return Err(refused(status))
+                }
+                http::StatusCode::NOT_FOUND => {
+                    return Err(RegistryError::NotFound {
+                        what: what.to_owned(),
+                    })
+                }
+                _ => {
+                    return Err(RegistryError::Status {
+                        what: what.to_owned(),
+                        status: status.as_u16(),
+                    })
+                }
+            }
+        }
     }
 
     /// Fetches the manifest `reference` pins, checked against the pinned digest; an image index
@@ -265,8 +476,9 @@ impl RegistryClient {
     pub(crate) async fn fetch_image_manifest(
         &self,
         reference: &ImageReference,
+        limits: &Limits,
     ) -> Result<ImageManifest, RegistryError> {
-        let (doc, media_type) = self.fetch_manifest(reference).await?;
+        let (doc, media_type) = self.fetch_manifest(reference, limits).await?;
         if media_type != OCI_INDEX && media_type != DOCKER_MANIFEST_LIST {
             return image_manifest(reference.digest(), doc, media_type);
         }
@@ -285,50 +497,51 @@ impl RegistryClient {
                 platform: format!("linux/{arch}"),
             })?;
         let platform_ref = reference.with_digest(entry.digest);
-        let (doc, media_type) = self.fetch_manifest(&platform_ref).await?;
+        let (doc, media_type) = self.fetch_manifest(&platform_ref, limits).await?;
         image_manifest(platform_ref.digest(), doc, media_type)
     }
 
     async fn fetch_manifest(
         &self,
         reference: &ImageReference,
+        limits: &Limits,
     ) -> Result<(ManifestDoc, String), RegistryError> {
-        let client = self.client(reference.registry())?;
         let expected = reference.digest();
-        let (body, _) = client
-            .pull_manifest_raw(
-                &reference.to_oci(),
-                &RegistryAuth::Anonymous,
-                ACCEPTED_MANIFESTS,
+        let what = format!("manifest {reference}");
+        let mut response = self
+            .get(
+                reference,
+                &format!("manifests/{expected}"),
+                Some(ACCEPTED_MANIFESTS),
+                &what,
+                limits.stall,
             )
-            .await
-            .map_err(|source| match source {
-                OciDistributionError::DigestError(DigestError::VerificationError {
-                    actual,
-                    ..
-                }) => RegistryError::ManifestDigestMismatch {
-                    reference: reference.to_string(),
-                    expected: expected.clone(),
-                    actual,
-                },
-                source => RegistryError::Request {
-                    what: format!("manifest {reference}"),
-                    source,
-                },
-            })?;
-        // oci-client checks this too; the pin is what the contract trusts, so check it here.
+            .await?;
+        let too_large = || RegistryError::ManifestTooLarge {
+            digest: expected.clone(),
+            limit: limits.manifest_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > limits.manifest_bytes)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = next_chunk(&mut response, &what, limits.stall).await? {
+            let chunk = chunk.as_ref();
+            if (body.len() + chunk.len()) as u64 > limits.manifest_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(chunk);
+        }
+        // The pin is what the contract trusts.
         let actual = Digest::of(&body);
         if actual != *expected {
             return Err(RegistryError::ManifestDigestMismatch {
                 reference: reference.to_string(),
                 expected: expected.clone(),
                 actual: actual.to_string(),
-            });
-        }
-        if body.len() > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::ManifestTooLarge {
-                digest: expected.clone(),
-                size: body.len(),
             });
         }
         let doc: ManifestDoc =
@@ -357,48 +570,34 @@ impl RegistryClient {
         reference: &ImageReference,
         blob: &Descriptor,
         out: &mut W,
+        stall: Duration,
     ) -> Result<(), RegistryError> {
-        let client = self.client(reference.registry())?;
         let digest = &blob.digest;
+        let what = format!("blob {digest} of {reference}");
         // A digest, not the descriptor: a descriptor's foreign `urls` are not to be followed.
-        let mut stream = client
-            .pull_blob_stream(&reference.to_oci(), digest.as_str())
-            .await
-            .map_err(|source| RegistryError::Request {
-                what: format!("blob {digest} of {reference}"),
-                source,
-            })?;
+        let mut response = self
+            .get(reference, &format!("blobs/{digest}"), None, &what, stall)
+            .await?;
         let size_mismatch = |actual| RegistryError::BlobSizeMismatch {
             digest: digest.clone(),
             expected: blob.size,
             actual,
         };
-        if let Some(announced) = stream.content_length {
+        if let Some(announced) = response.content_length() {
             if announced != blob.size {
                 return Err(size_mismatch(announced));
             }
         }
         let mut hasher = DigestHasher::default();
         let mut received = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref()) {
-                Some(DigestError::VerificationError { actual, .. }) => {
-                    RegistryError::BlobDigestMismatch {
-                        expected: digest.clone(),
-                        actual: actual.clone(),
-                    }
-                }
-                _ => RegistryError::Transfer {
-                    digest: digest.clone(),
-                    source: e,
-                },
-            })?;
+        while let Some(chunk) = next_chunk(&mut response, &what, stall).await? {
+            let chunk = chunk.as_ref();
             received += chunk.len() as u64;
             if received > blob.size {
                 return Err(size_mismatch(received));
             }
-            hasher.update(&chunk);
-            out.write_all(&chunk)
+            hasher.update(chunk);
+            out.write_all(chunk)
                 .await
                 .map_err(|source| RegistryError::Write {
                     digest: digest.clone(),
@@ -550,6 +749,20 @@ mod tests {
         ));
         let doc: ManifestDoc = serde_json::from_str(r#"{"schemaVersion":2}"#).unwrap();
         assert!(image_manifest(&digest(0), doc, OCI_MANIFEST.into()).is_err());
+    }
+
+    #[test]
+    fn manifest_requests_accept_every_manifest_type_read() {
+        let accepted: Vec<&str> = ACCEPTED_MANIFESTS.split(", ").collect();
+        assert_eq!(
+            accepted,
+            [
+                OCI_MANIFEST,
+                DOCKER_MANIFEST,
+                OCI_INDEX,
+                DOCKER_MANIFEST_LIST
+            ]
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::time::Instant;
+
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -16,7 +18,8 @@ use crate::fsutil::{
     create_private_dir, read_optional, remove_file_if_exists, remove_tree_if_exists, write_atomic,
     FsError, IoContext, StoreLock,
 };
-use crate::layer::{read_layer_file, Compression, UnpackError};
+use crate::layer::{read_layer_file, Budget, Compression, UnpackError};
+use crate::limits::Limits;
 use crate::reference::ImageReference;
 use crate::registry::{Descriptor, ImageManifest, RegistryClient, RegistryError};
 use crate::tree::{EntryKind, ImageTree};
@@ -158,6 +161,32 @@ pub enum PullError {
         /// Digest of the uncompressed tar.
         actual: Digest,
     },
+    /// A layer's compressed size (as the manifest says) is over [`Limits::layer_bytes`].
+    #[error("layer {digest} is {size} bytes, more than the {limit} accepted for a layer")]
+    LayerTooLarge {
+        /// Layer digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The layers' compressed sizes together are over [`Limits::image_bytes`].
+    #[error("the image's layers are {size} bytes, more than the {limit} accepted for an image")]
+    ImageTooLarge {
+        /// The layers' sizes together.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The pull took longer than [`Limits::deadline`].
+    #[error("pulling {reference} took longer than {after:?}")]
+    DeadlineExceeded {
+        /// The reference pulled.
+        reference: String,
+        /// The deadline.
+        after: Duration,
+    },
 }
 
 impl From<FsError> for PullError {
@@ -214,6 +243,7 @@ pub struct Store {
     pub(crate) root: PathBuf,
     pub(crate) content: ContentStore,
     registry: RegistryClient,
+    limits: Limits,
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -239,11 +269,38 @@ impl Store {
         for dir in ["content", "images", "tmp", "workloads"] {
             create_private_dir(&root.join(dir))?;
         }
-        Ok(Self {
+        Ok(Self::at(root))
+    }
+
+    fn at(root: PathBuf) -> Self {
+        Self {
             content: ContentStore::new(root.join("content"), root.join("tmp")),
             root,
             registry: RegistryClient::new(),
-        })
+            limits: Limits::default(),
+        }
+    }
+
+    /// The store at `root` if there is one, for reading (statistics, records) without creating or
+    /// changing anything.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Option<Self>, StoreError> {
+        let root = root.as_ref();
+        if !root.join("images").is_dir() {
+            return Ok(None);
+        }
+        let root = root.canonicalize().fs("resolve", root)?;
+        Ok(Some(Self::at(root)))
+    }
+
+    /// The same store, pulling within `limits` (instead of [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What a pull may take.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The store's root directory.
@@ -321,7 +378,29 @@ impl Store {
     /// pinned digest and every blob its own; layers are downloaded to temporary files, checked,
     /// then unpacked in order. The image record is written last, so an interrupted pull leaves
     /// only temporaries and unreferenced contents, which [`Store::gc`] removes.
+    ///
+    /// The pull stays within the store's [`Limits`]: sizes and entries, a stall timeout on every
+    /// wait for the registry, and a deadline for the whole pull, each with its own error.
     pub async fn pull(&self, reference: &ImageReference) -> Result<ImageRecord, PullError> {
+        let deadline = Instant::now() + self.limits.deadline;
+        match tokio::time::timeout_at(deadline, self.pull_by(reference, deadline)).await {
+            Ok(Err(PullError::Unpack {
+                source: UnpackError::DeadlineExceeded,
+                ..
+            }))
+            | Err(_) => Err(PullError::DeadlineExceeded {
+                reference: reference.to_string(),
+                after: self.limits.deadline,
+            }),
+            Ok(result) => result,
+        }
+    }
+
+    async fn pull_by(
+        &self,
+        reference: &ImageReference,
+        deadline: Instant,
+    ) -> Result<ImageRecord, PullError> {
         let store = self.clone();
         let lock = tokio::task::spawn_blocking(move || store.lock(false))
             .await
@@ -336,8 +415,13 @@ impl Store {
             .tempdir_in(&tmp)
             .fs("create temporary directory in", &tmp)?;
 
-        let manifest = self.registry.fetch_image_manifest(reference).await?;
+        let limits = self.limits;
+        let manifest = self
+            .registry
+            .fetch_image_manifest(reference, &limits)
+            .await?;
         let image = reference.with_digest(manifest.digest.clone());
+        let mut total = 0u64;
         for layer in &manifest.layers {
             if Compression::of_media_type(&layer.media_type).is_none() {
                 return Err(PullError::Unpack {
@@ -345,6 +429,20 @@ impl Store {
                     source: UnpackError::UnsupportedMediaType(layer.media_type.clone()),
                 });
             }
+            if layer.size > limits.layer_bytes {
+                return Err(PullError::LayerTooLarge {
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    limit: limits.layer_bytes,
+                });
+            }
+            total = total.saturating_add(layer.size);
+        }
+        if total > limits.image_bytes {
+            return Err(PullError::ImageTooLarge {
+                size: total,
+                limit: limits.image_bytes,
+            });
         }
         let (config, diff_ids) = self.fetch_config(&image, &manifest).await?;
 
@@ -354,7 +452,9 @@ impl Store {
                 let image = &image;
                 async move {
                     let mut file = tokio::fs::File::create(&path).await.fs("create", &path)?;
-                    self.registry.fetch_blob(image, layer, &mut file).await?;
+                    self.registry
+                        .fetch_blob(image, layer, &mut file, limits.stall)
+                        .await?;
                     file.flush().await.fs("write", &path)?;
                     Ok::<_, PullError>(path)
                 }
@@ -363,16 +463,21 @@ impl Store {
             .try_collect()
             .await?;
 
+        // The lock and the downloads stay with the unpacking, which goes on (until it notices
+        // the deadline) if this future is dropped.
         let store = self.clone();
         let source = reference.to_string();
         let pinned = reference.digest().clone();
+        let deadline = deadline.into_std();
         let record = tokio::task::spawn_blocking(move || {
-            store.unpack_and_commit(pinned, source, manifest, config, diff_ids, blobs)
+            let record = store
+                .unpack_and_commit(pinned, source, manifest, config, diff_ids, blobs, deadline);
+            drop(work);
+            drop(lock);
+            record
         })
         .await
         .map_err(StoreError::Task)??;
-        drop(work);
-        drop(lock);
         tracing::info!(image = %record.digest, files = record.tree.len(), "image pulled");
         Ok(record)
     }
@@ -390,7 +495,9 @@ impl Store {
             });
         }
         let mut bytes = Vec::with_capacity(desc.size as usize);
-        self.registry.fetch_blob(image, desc, &mut bytes).await?;
+        self.registry
+            .fetch_blob(image, desc, &mut bytes, self.limits.stall)
+            .await?;
         let invalid = |source| PullError::InvalidConfig {
             digest: desc.digest.clone(),
             source,
@@ -409,6 +516,7 @@ impl Store {
         Ok((config, diff_ids))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn unpack_and_commit(
         &self,
         pinned: Digest,
@@ -417,16 +525,25 @@ impl Store {
         config: serde_json::Value,
         diff_ids: Option<Vec<Digest>>,
         blobs: Vec<PathBuf>,
+        deadline: std::time::Instant,
     ) -> Result<ImageRecord, PullError> {
         let mut tree = ImageTree::default();
         let mut pending = PendingSync::default();
         let mut layers = Vec::with_capacity(blobs.len());
+        let mut budget = Budget::new(&self.limits, Some(deadline));
         for (i, (blob, path)) in manifest.layers.iter().zip(&blobs).enumerate() {
-            let read = read_layer_file(path, &blob.media_type, &tree, &self.content, &mut pending)
-                .map_err(|source| PullError::Unpack {
-                    digest: blob.digest.clone(),
-                    source,
-                })?;
+            let read = read_layer_file(
+                path,
+                &blob.media_type,
+                &tree,
+                &self.content,
+                &mut pending,
+                &mut budget,
+            )
+            .map_err(|source| PullError::Unpack {
+                digest: blob.digest.clone(),
+                source,
+            })?;
             if let Some(expected) = diff_ids.as_ref().map(|ids| &ids[i]) {
                 if *expected != read.diff_id {
                     return Err(PullError::DiffIdMismatch {
@@ -446,6 +563,13 @@ impl Store {
         }
         // Every object the record names must be durable before the record is.
         pending.sync()?;
+        if std::time::Instant::now() >= deadline {
+            // Too late: whoever waited has given up on this pull.
+            return Err(PullError::Unpack {
+                digest: pinned,
+                source: UnpackError::DeadlineExceeded,
+            });
+        }
         let record = ImageRecord {
             digest: pinned,
             source,

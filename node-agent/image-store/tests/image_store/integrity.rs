@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use zos_image_store::push::{ManifestFormat, PushedImage};
 use zos_image_store::{
-    Compression, Digest, ImageReference, PullError, RegistryError, RootfsError, UnpackError,
+    Compression, Digest, ImageReference, PullError, PullErrorKind, RegistryError, RootfsError,
+    UnpackError,
 };
 
 use crate::support::{error_chain, push, Registry, RegistryExt, TestStore, Tree};
@@ -43,10 +44,12 @@ async fn unknown_digest_is_refused() {
     let wrong = ImageReference::new(registry.addr.clone(), "app", Digest::of(b"another image"));
     let err = store.pull(&wrong).await.unwrap_err();
     assert!(
-        matches!(err, PullError::Registry(RegistryError::Request { .. })),
+        matches!(err, PullError::Registry(RegistryError::NotFound { .. })),
         "{}",
         error_chain(&err)
     );
+    assert_eq!(err.kind(), PullErrorKind::NotFound);
+    assert_eq!(err.kind().to_string(), "not found");
     assert_store_empty(&store);
     store.pull(&pushed.reference).await.unwrap();
 }
@@ -78,6 +81,7 @@ async fn manifest_not_matching_the_pinned_digest_is_refused() {
         }
         other => panic!("unexpected error: {}", error_chain(other)),
     }
+    assert_eq!(err.kind(), PullErrorKind::DigestMismatch);
     assert_store_empty(&store);
 }
 
@@ -100,6 +104,7 @@ async fn layer_not_matching_its_digest_is_refused_and_nothing_is_stored() {
         }
         other => panic!("unexpected error: {}", error_chain(other)),
     }
+    assert_eq!(err.kind(), PullErrorKind::DigestMismatch);
     assert!(error_chain(&err).contains(layer.as_str()));
     assert_store_empty(&store);
 }
