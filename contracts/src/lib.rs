@@ -13,6 +13,7 @@
 extern crate alloc;
 
 mod decode;
+mod dependencies;
 mod hash;
 pub mod limits;
 mod model;
