@@ -446,19 +446,26 @@ impl Store {
         }
         let (config, diff_ids) = self.fetch_config(&image, &manifest).await?;
 
-        let blobs: Vec<PathBuf> = futures_util::stream::iter(manifest.layers.iter().enumerate())
+        // Owned futures (no closure over borrowed descriptors), so that a pull is `Send` and can
+        // run in a task of its own.
+        let downloads = manifest
+            .layers
+            .iter()
+            .cloned()
+            .enumerate()
             .map(|(i, layer)| {
                 let path = work.path().join(format!("layer-{i}"));
-                let image = &image;
+                let (registry, image) = (self.registry.clone(), image.clone());
                 async move {
                     let mut file = tokio::fs::File::create(&path).await.fs("create", &path)?;
-                    self.registry
-                        .fetch_blob(image, layer, &mut file, limits.stall)
+                    registry
+                        .fetch_blob(&image, &layer, &mut file, limits.stall)
                         .await?;
                     file.flush().await.fs("write", &path)?;
                     Ok::<_, PullError>(path)
                 }
-            })
+            });
+        let blobs: Vec<PathBuf> = futures_util::stream::iter(downloads)
             .buffered(PARALLEL_DOWNLOADS)
             .try_collect()
             .await?;
@@ -655,5 +662,21 @@ impl Store {
         report.objects_removed = swept.objects;
         report.bytes_freed = swept.bytes;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pulls run in tasks of their own (the agent's pull manager spawns them).
+    #[test]
+    fn a_pull_is_send() {
+        fn send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let reference = ImageReference::new("127.0.0.1:1", "x", Digest::of(b"x"));
+        let pull = store.pull(&reference);
+        send(&pull);
     }
 }
