@@ -643,3 +643,73 @@ pub fn clean_host(home: &AgentHome) {
     }
     let _ = std::fs::remove_dir_all(&home.root);
 }
+
+/// A registry that drips: a proxy on a free loopback port in front of a real registry, passing
+/// its answers on a few bytes at a time, for tests of pulls that take forever. Stops when dropped.
+pub struct DrippingRegistry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DrippingRegistry {
+    /// A proxy to the registry at `upstream` that passes its answers on `chunk` bytes at a time,
+    /// `every` apart (headers included), one request per connection.
+    pub async fn start(upstream: &str, chunk: usize, every: Duration) -> Result<DrippingRegistry> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (upstream, counter) = (upstream.to_string(), requests.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (upstream, counter) = (upstream.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = vec![0u8; 4096];
+                    let end = loop {
+                        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end;
+                        }
+                        let n = client.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    head.truncate(end);
+                    head.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                    let mut up = tokio::net::TcpStream::connect(&upstream).await?;
+                    up.write_all(&head).await?;
+                    let mut buf = vec![0u8; chunk];
+                    loop {
+                        let n = up.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        client.write_all(&buf[..n]).await?;
+                        tokio::time::sleep(every).await;
+                    }
+                });
+            }
+        });
+        Ok(DrippingRegistry {
+            addr,
+            requests,
+            task,
+        })
+    }
+
+    /// Requests it has received.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for DrippingRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,6 +1,9 @@
 //! `zos-agent run`: everything together.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use zos_chain_client::keys::NodeKey;
 use zos_host::{
@@ -39,8 +42,9 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     let outbox = Outbox::new(state.clone());
 
     let layout = Layout::new(&config.storage_dir, &config.run_dir);
+    let images = Store::open(&layout.images)?.with_limits(config.images.limits());
     let drivers = Arc::new(HostDrivers::new(
-        Store::open(&layout.images)?,
+        images.clone(),
         Containers::new(layout.containers.clone(), shim)?,
         Volumes::new(layout.volumes.clone())?,
         key.clone(),
@@ -62,6 +66,15 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     .await?;
 
     let engine = Engine::new(drivers.clone(), view.clone(), outbox.clone());
+    {
+        // A pull that ends brings the contracts waiting for it back at once.
+        let engine = Arc::downgrade(&engine);
+        drivers.on_pull_done(Arc::new(move |contract| {
+            if let Some(engine) = engine.upgrade() {
+                engine.enqueue(contract, false);
+            }
+        }));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(engine.clone().run(WORKERS));
     tasks.spawn(sender::Sender::new(outbox.clone(), submitter.clone(), view.clone()).run());
@@ -96,6 +109,11 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
         engine.clone(),
         Periods::of(config.periods.watch),
     ));
+    tasks.spawn(collect_images(
+        images,
+        Periods::of(config.images.gc_grace),
+        Periods::of(config.images.gc_period),
+    ));
     tasks.spawn(meter(
         drivers,
         outbox,
@@ -113,6 +131,41 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every `period`, removes the images no workload has used for `grace` (and the files only they
+/// needed).
+async fn collect_images(store: Store, grace: Duration, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Not at start: the first collection waits a period.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = collect_images_once(&store, grace).await {
+            tracing::warn!(error = format!("{e:#}"), "image store not collected");
+        }
+    }
+}
+
+/// Removes the images no workload has used for `grace`, and what only they needed. Waits for
+/// pulls under way (the store's lock), on a blocking thread.
+pub async fn collect_images_once(
+    store: &Store,
+    grace: Duration,
+) -> anyhow::Result<zos_image_store::GcReport> {
+    let store = store.clone();
+    let report = tokio::task::spawn_blocking(move || store.gc(grace)).await??;
+    if !report.images_removed.is_empty() || report.temporaries_removed > 0 {
+        tracing::info!(
+            images = report.images_removed.len(),
+            files = report.objects_removed,
+            bytes = report.bytes_freed,
+            leftovers = report.temporaries_removed,
+            "image store collected"
+        );
+    }
+    Ok(report)
 }
 
 /// Samples containers every `sample` and moves what they used to the outbox every `report`.

@@ -34,6 +34,8 @@ pub struct Config {
     pub capacity: CapacityOverride,
     /// Which registries images may come from.
     pub registries: Registries,
+    /// What an image pull may take, and when unused images go.
+    pub images: Images,
     /// How often things happen.
     pub periods: Periods,
     /// The endpoint peers reach this node's WireGuard at (`host:port`), published on chain.
@@ -72,6 +74,68 @@ pub struct Registries {
     pub allow: Vec<String>,
 }
 
+/// Image pulls and the image store. Every limit breached fails the pull with its own error; the
+/// workload is `error` on chain with `pulling <image>: <kind>` (`too large`, `deadline exceeded`,
+/// `stalled`, …), the details in the agent's log.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Images {
+    /// Largest manifest (or image index), bytes. Default 4 MiB.
+    pub max_manifest_bytes: u64,
+    /// Largest layer as downloaded (compressed), bytes. Default 4 GiB.
+    pub max_layer_bytes: u64,
+    /// Largest image as downloaded (all layers, compressed), bytes. Default 8 GiB.
+    pub max_image_bytes: u64,
+    /// Largest layer unpacked (its tar stream), bytes. Default 16 GiB.
+    pub max_unpacked_layer_bytes: u64,
+    /// Largest image unpacked (all layers), bytes. Default 32 GiB.
+    pub max_unpacked_image_bytes: u64,
+    /// Most tar entries in an image (all layers). Default 1,000,000.
+    pub max_entries: u64,
+    /// Longest pull, from the first request to the stored image, seconds. Default 1800.
+    pub pull_deadline: u64,
+    /// Longest wait for a registry's answer or its next bytes during a pull, seconds. Default 60.
+    pub stall_timeout: u64,
+    /// An image no workload uses is removed once unused this long, seconds. Default 3600.
+    pub gc_grace: u64,
+    /// How often unused images are looked for, seconds. Default 600.
+    pub gc_period: u64,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        let limits = zos_image_store::Limits::default();
+        Images {
+            max_manifest_bytes: limits.manifest_bytes,
+            max_layer_bytes: limits.layer_bytes,
+            max_image_bytes: limits.image_bytes,
+            max_unpacked_layer_bytes: limits.unpacked_layer_bytes,
+            max_unpacked_image_bytes: limits.unpacked_image_bytes,
+            max_entries: limits.entries,
+            pull_deadline: limits.deadline.as_secs(),
+            stall_timeout: limits.stall.as_secs(),
+            gc_grace: 3600,
+            gc_period: 600,
+        }
+    }
+}
+
+impl Images {
+    /// The limits of one pull.
+    pub fn limits(&self) -> zos_image_store::Limits {
+        zos_image_store::Limits {
+            manifest_bytes: self.max_manifest_bytes,
+            layer_bytes: self.max_layer_bytes,
+            image_bytes: self.max_image_bytes,
+            unpacked_layer_bytes: self.max_unpacked_layer_bytes,
+            unpacked_image_bytes: self.max_unpacked_image_bytes,
+            entries: self.max_entries,
+            deadline: Duration::from_secs(self.pull_deadline),
+            stall: Duration::from_secs(self.stall_timeout),
+        }
+    }
+}
+
 /// Periods, in seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +162,7 @@ impl Default for Config {
             reserve: Reserve::default(),
             capacity: CapacityOverride::default(),
             registries: Registries::default(),
+            images: Images::default(),
             periods: Periods::default(),
             endpoint: "127.0.0.1:51820".into(),
         }
@@ -235,6 +300,28 @@ impl Config {
                 return Err(format!("`{key}` must be at least 1 second"));
             }
         }
+        let i = &self.images;
+        for (key, value) in [
+            ("images.max_manifest_bytes", i.max_manifest_bytes),
+            ("images.max_layer_bytes", i.max_layer_bytes),
+            ("images.max_image_bytes", i.max_image_bytes),
+            (
+                "images.max_unpacked_layer_bytes",
+                i.max_unpacked_layer_bytes,
+            ),
+            (
+                "images.max_unpacked_image_bytes",
+                i.max_unpacked_image_bytes,
+            ),
+            ("images.max_entries", i.max_entries),
+            ("images.pull_deadline", i.pull_deadline),
+            ("images.stall_timeout", i.stall_timeout),
+            ("images.gc_period", i.gc_period),
+        ] {
+            if value == 0 {
+                return Err(format!("`{key}` must be at least 1"));
+            }
+        }
         Ok(())
     }
 
@@ -326,12 +413,48 @@ uptime = 120
             ("chain = [\"http://x\"]", "http://x"),
             ("state_dir = \"relative\"", "`state_dir`"),
             ("[periods]\nwatch = 0", "`periods.watch`"),
+            ("[images]\npull_deadline = 0", "`images.pull_deadline`"),
+            ("[images]\nmax_entries = 0", "`images.max_entries`"),
             ("endpoint = \"example.org\"", "`endpoint`"),
             ("farm = \"north\"", "farm"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod images_tests {
+    use super::*;
+
+    #[test]
+    fn image_limits_default_to_the_stores_and_each_can_be_set() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.images.limits(), zos_image_store::Limits::default());
+        assert_eq!((c.images.gc_grace, c.images.gc_period), (3600, 600));
+        let c = Config::parse(
+            "[images]\nmax_manifest_bytes = 1000\nmax_layer_bytes = 2000\nmax_image_bytes = 3000\n\
+             max_unpacked_layer_bytes = 4000\nmax_unpacked_image_bytes = 5000\nmax_entries = 6\n\
+             pull_deadline = 7\nstall_timeout = 8\ngc_grace = 0\ngc_period = 10\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.images.limits(),
+            zos_image_store::Limits {
+                manifest_bytes: 1000,
+                layer_bytes: 2000,
+                image_bytes: 3000,
+                unpacked_layer_bytes: 4000,
+                unpacked_image_bytes: 5000,
+                entries: 6,
+                deadline: Duration::from_secs(7),
+                stall: Duration::from_secs(8),
+            }
+        );
+        assert_eq!((c.images.gc_grace, c.images.gc_period), (0, 10));
+        let e = Config::parse("[images]\nmax_layers = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_layers"), "{e}");
     }
 }
 

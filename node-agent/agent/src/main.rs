@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use zos_agent::{config::Config, state::State, status::Report};
+use zos_agent::{config::Config, drivers::Layout, state::State, status::Report};
 
 const DEFAULT_CONFIG: &str = "/etc/zos/agent.toml";
 
@@ -105,7 +105,8 @@ fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
         Err(e) => format!("(no key: {e})"),
     };
     let state = State::open_read_only(&db)?;
-    let report = Report::read(&state, node)?;
+    let images = Layout::new(&config.storage_dir, &config.run_dir).images;
+    let report = Report::read(&state, node)?.with_image_store(&images)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,9 +1,13 @@
 //! `zos-agent status`: what this node runs, read from the agent's local database (the agent
 //! listens on no socket).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use serde::Serialize;
+use zos_image_store::Store;
 
 use crate::{
     reports::outbox::Entry,
@@ -21,6 +25,37 @@ pub struct Report {
     pub unsent_reports: usize,
     /// Every workload.
     pub workloads: Vec<WorkloadRecord>,
+    /// What the image store holds; `None` before the agent made one.
+    pub image_store: Option<ImageStore>,
+}
+
+/// What the image store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImageStore {
+    /// Complete images.
+    pub images: u64,
+    /// Files stored (each content once per mode and owner it is used with).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The blocks they occupy on disk, bytes.
+    pub disk_bytes: u64,
+}
+
+impl ImageStore {
+    /// Reads the store at `root` without changing it; `None` if there is none.
+    pub fn read(root: &Path) -> anyhow::Result<Option<ImageStore>> {
+        let Some(store) = Store::open_existing(root)? else {
+            return Ok(None);
+        };
+        let stats = store.stats()?;
+        Ok(Some(ImageStore {
+            images: stats.images,
+            files: stats.objects,
+            bytes: stats.bytes,
+            disk_bytes: stats.disk_bytes,
+        }))
+    }
 }
 
 impl Report {
@@ -31,7 +66,14 @@ impl Report {
             last_block: state.last_block()?,
             unsent_reports: state.outbox::<Entry>()?.len(),
             workloads: state.workloads()?,
+            image_store: None,
         })
+    }
+
+    /// The same report, with what the image store at `root` holds.
+    pub fn with_image_store(mut self, root: &Path) -> anyhow::Result<Report> {
+        self.image_store = ImageStore::read(root)?;
+        Ok(self)
     }
 
     /// As a table for people.
@@ -41,11 +83,19 @@ impl Report {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut out = format!(
-            "node        {}\nlast block  {}\nunsent      {} report(s)\n\n",
+            "node        {}\nlast block  {}\nunsent      {} report(s)\nimages      {}\n\n",
             self.node,
             self.last_block
                 .map_or("none yet".to_string(), |n| n.to_string()),
-            self.unsent_reports
+            self.unsent_reports,
+            self.image_store
+                .map_or("no image store yet".to_string(), |s| format!(
+                    "{} image(s), {} file(s), {} ({} on disk)",
+                    s.images,
+                    s.files,
+                    bytes(s.bytes),
+                    bytes(s.disk_bytes)
+                )),
         );
         if self.workloads.is_empty() {
             out.push_str("no workloads\n");
@@ -97,6 +147,21 @@ impl Report {
         }
         out
     }
+}
+
+/// Bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn ago(secs: u64) -> String {

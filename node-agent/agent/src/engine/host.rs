@@ -2,7 +2,11 @@
 //! (observed state and the drivers). `crate::drivers` and `crate::chain` implement them for real;
 //! the engine's tests implement them in memory.
 
-use std::{collections::BTreeSet, future::Future, time::SystemTime};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    time::{Duration, SystemTime},
+};
 
 use zos_contracts::{Deployment, Workload, WorkloadKind};
 
@@ -69,6 +73,23 @@ pub struct Observed {
     pub state: RunState,
 }
 
+/// What [`Host::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The workload runs (or exists) as asked.
+    Done,
+    /// Not yet, and nothing of it changed on the host: what it needs is under way in the
+    /// background (its image is being pulled). The pass goes on with the other workloads and
+    /// contracts; the host has the engine look again when that ends, and the engine looks again
+    /// after `recheck` in any case.
+    Pending {
+        /// What it waits for, in words (for the log).
+        waiting_for: String,
+        /// Look again this soon at the latest.
+        recheck: Duration,
+    },
+}
+
 /// Why a workload could not be applied, in words for its owner (reported on chain).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -82,14 +103,16 @@ pub trait Host: Send + Sync + 'static {
     /// What the host has of contract `contract`.
     fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>>;
     /// Makes `workload` of `deployment` (of contract `contract`, owned by `owner`) run (or exist)
-    /// at its version: creates it, or replaces whatever runs under its name. Returns once it runs.
+    /// at its version: creates it, or replaces whatever runs under its name. Returns once it runs,
+    /// or at once with [`Applied::Pending`] when what it needs takes long to get (an image pull):
+    /// a slow registry must never hold a reconcile worker.
     fn apply(
         &self,
         contract: u64,
         owner: &[u8; 32],
         workload: &Workload,
         deployment: &Deployment,
-    ) -> Result<(), ApplyError>;
+    ) -> Result<Applied, ApplyError>;
     /// Removes a workload and everything of it on the host.
     fn remove(&self, contract: u64, name: &str, kind: WorkloadKind) -> anyhow::Result<()>;
     /// Removes whatever of contract `contract` is left on the host, including what a crash left

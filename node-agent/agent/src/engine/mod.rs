@@ -20,7 +20,9 @@ use std::{
 
 use zos_contracts::{RestartPolicy, Workload, WorkloadKind, WorkloadSpec};
 
-pub use host::{ApplyError, Chain, ChainAnswer, DesiredContract, Host, Observed, RunState};
+pub use host::{
+    Applied, ApplyError, Chain, ChainAnswer, DesiredContract, Host, Observed, RunState,
+};
 pub use queue::{Queue, Reason};
 
 use crate::{
@@ -289,6 +291,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut records = Vec::new();
         let mut next: Option<Duration> = None;
+        let mut waiting = false;
         for w in order {
             let name = String::from_utf8_lossy(&w.name).into_owned();
             let seen = observed
@@ -299,6 +302,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 message,
                 wake,
                 retry,
+                pending,
             } = self
                 .workload(
                     id,
@@ -314,6 +318,7 @@ impl<H: Host, C: Chain> Engine<H, C> {
             if retry {
                 failed.insert(name.clone());
             }
+            waiting |= pending;
             if let Some(wake) = wake {
                 next = Some(next.map_or(wake, |n| n.min(wake)));
             }
@@ -337,7 +342,11 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 since,
             });
         }
-        self.record(id, deployment.version, &previous, records)?;
+        // While a workload waits (its image is being pulled), the last report stands: it still
+        // says how things are (the previous version runs, or nothing does yet).
+        if !waiting {
+            self.record(id, deployment.version, &previous, records)?;
+        }
         if !failed.is_empty() {
             // Failed workloads are retried with backoff: the caller's error path.
             anyhow::bail!(
@@ -369,13 +378,25 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 ..Outcome::new(Status::Error, &e.0)
             })
         };
+        let pending = |waiting_for: String, recheck: Duration| {
+            tracing::debug!(contract = id, workload = name, waiting_for, "waits");
+            Ok(Outcome {
+                pending: true,
+                wake: Some(recheck),
+                ..Outcome::new(Status::Ok, &waiting_for)
+            })
+        };
         let apply = |w: Workload| {
             let (owner, deployment) = (*owner, deployment.clone());
             self.blocking(move |h| h.apply(id, &owner, &w, &deployment))
         };
         match &w.spec {
             WorkloadSpec::Volume(_) => match apply(w.clone()).await? {
-                Ok(()) => ok(""),
+                Ok(Applied::Done) => ok(""),
+                Ok(Applied::Pending {
+                    waiting_for,
+                    recheck,
+                }) => pending(waiting_for, recheck),
                 Err(e) => failed_apply(e),
             },
             WorkloadSpec::Container(c) => {
@@ -408,7 +429,11 @@ impl<H: Host, C: Chain> Engine<H, C> {
                         // Absent, or another version: (re)create.
                         self.lock_restarts().remove(&(id, name.to_string()));
                         match apply(w.clone()).await? {
-                            Ok(()) => ok(""),
+                            Ok(Applied::Done) => ok(""),
+                            Ok(Applied::Pending {
+                                waiting_for,
+                                recheck,
+                            }) => pending(waiting_for, recheck),
                             Err(e) => failed_apply(e),
                         }
                     }
@@ -488,10 +513,14 @@ impl<H: Host, C: Chain> Engine<H, C> {
                             .unwrap_or_default();
                         match applied {
                             Err(e) => failed_apply(e),
-                            Ok(()) if r.short_runs >= CRASH_LOOP => {
+                            Ok(Applied::Pending {
+                                waiting_for,
+                                recheck,
+                            }) => pending(waiting_for, recheck),
+                            Ok(Applied::Done) if r.short_runs >= CRASH_LOOP => {
                                 Ok(Outcome::new(Status::Error, &crash_loop(&r)))
                             }
-                            Ok(()) => ok(""),
+                            Ok(Applied::Done) => ok(""),
                         }
                     }
                     Some(RunState::Present) => ok(""),
@@ -579,6 +608,8 @@ struct Outcome {
     wake: Option<Duration>,
     /// Applying it failed: the pass is retried with backoff.
     retry: bool,
+    /// It waits for something under way in the background (an image pull).
+    pending: bool,
 }
 
 impl Outcome {
@@ -588,6 +619,7 @@ impl Outcome {
             message: message.to_string(),
             wake: None,
             retry: false,
+            pending: false,
         }
     }
 }

@@ -24,6 +24,8 @@ struct FakeHost {
     attempts: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     /// Workloads whose apply fails, with the message.
     failing: Mutex<HashMap<String, String>>,
+    /// Workloads whose apply is pending (their image is being pulled), with what they wait for.
+    pending: Mutex<HashMap<String, String>>,
     /// Contracts with an apply under way (to catch two passes at once).
     busy: Mutex<BTreeSet<u64>>,
     overlap: AtomicBool,
@@ -80,7 +82,7 @@ impl Host for FakeHost {
         _owner: &[u8; 32],
         w: &Workload,
         _d: &Deployment,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Applied, ApplyError> {
         if !self.busy.lock().unwrap().insert(contract) {
             self.overlap.store(true, Ordering::SeqCst);
         }
@@ -107,6 +109,17 @@ impl Host for FakeHost {
         {
             return Err(ApplyError(m.clone()));
         }
+        if let Some(m) = self
+            .pending
+            .lock()
+            .unwrap()
+            .get(&format!("{contract}/{name}"))
+        {
+            return Ok(Applied::Pending {
+                waiting_for: m.clone(),
+                recheck: Duration::from_millis(100),
+            });
+        }
         let kind = w.spec.kind();
         let state = match kind {
             WorkloadKind::Container => RunState::Running {
@@ -123,7 +136,7 @@ impl Host for FakeHost {
                 state,
             },
         );
-        Ok(())
+        Ok(Applied::Done)
     }
 
     fn remove(&self, contract: u64, name: &str, _kind: WorkloadKind) -> anyhow::Result<()> {
@@ -599,6 +612,114 @@ async fn a_grace_period_pauses_and_its_end_resumes() {
         ["apply 1/data v1", "resume 1/web", "resume 1/worker"]
     );
     assert_eq!(reported(&s.outbox, 1).unwrap().1["web"].0, Status::Ok);
+}
+
+#[tokio::test]
+async fn a_workload_waiting_for_its_image_reports_nothing_until_it_runs() {
+    let host = FakeHost::default();
+    host.pending
+        .lock()
+        .unwrap()
+        .insert("1/web".into(), "image being pulled".into());
+    let s = setup(host);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    // The pass goes on with the others and asks to be looked at again soon.
+    assert_eq!(
+        s.engine.reconcile(1, true).await.unwrap(),
+        Some(Duration::from_millis(100))
+    );
+    assert_eq!(
+        s.host.calls(),
+        ["apply 1/data v1", "apply 1/web v1", "apply 1/worker v1"]
+    );
+    assert!(reported(&s.outbox, 1).is_none(), "nothing reported yet");
+    assert!(s.outbox.state().workloads_of(1).unwrap().is_empty());
+
+    // The image is there: everything is reported at once.
+    s.host.pending.lock().unwrap().clear();
+    assert_eq!(s.engine.reconcile(1, false).await.unwrap(), None);
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert!(
+        states
+            .values()
+            .all(|(st, m)| *st == Status::Ok && m.is_empty()),
+        "{states:?}"
+    );
+
+    // An update whose new image is being pulled: the running version stays, and so does its
+    // report, until the new one runs.
+    s.outbox
+        .entries()
+        .unwrap()
+        .iter()
+        .for_each(|(k, e)| s.outbox.sent(k, e).unwrap());
+    s.host
+        .pending
+        .lock()
+        .unwrap()
+        .insert("1/web".into(), "image being pulled".into());
+    s.chain.put(1, &web(2, 2, "always"), false);
+    s.host.calls();
+    assert!(s.engine.reconcile(1, true).await.unwrap().is_some());
+    assert_eq!(s.host.calls(), ["apply 1/data v1", "apply 1/web v2"]);
+    assert!(reported(&s.outbox, 1).is_none());
+    assert_eq!(s.outbox.state().workloads_of(1).unwrap()[1].version, 1);
+    let web = s.host.observe(1).unwrap();
+    assert!(web.iter().any(|o| o.name == "web" && o.version == Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pulls_under_way_hold_no_worker_so_a_grace_pause_and_a_deploy_are_on_time() {
+    let host = FakeHost::default();
+    // More contracts waiting for a slow image than the engine has workers.
+    for id in 1..=6 {
+        host.pending
+            .lock()
+            .unwrap()
+            .insert(format!("{id}/web"), "image being pulled".into());
+    }
+    let s = setup(host);
+    s.chain.put(7, &web(1, 1, "always"), false);
+    s.engine.reconcile(7, true).await.unwrap();
+    for id in 1..=6 {
+        s.chain.put(id, &web(1, 1, "always"), false);
+    }
+    let runner = tokio::spawn(s.engine.clone().run(4));
+    for id in 1..=6 {
+        s.engine.enqueue(id, true);
+    }
+    zos_testkit_wait(|| {
+        s.host
+            .attempts
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.ends_with("/web"))
+            .count()
+            >= 6
+    })
+    .await;
+
+    // Contract 7 enters its grace period, contract 8 is created: both at once.
+    let started = std::time::Instant::now();
+    s.chain.put(7, &web(1, 1, "always"), true);
+    s.engine.enqueue(7, true);
+    s.chain.put(8, &web(1, 1, "always"), false);
+    s.engine.enqueue(8, true);
+    zos_testkit_wait(|| {
+        let calls = s.host.calls.lock().unwrap();
+        calls.contains(&"pause 7/web".to_string())
+            && calls.contains(&"apply 8/worker v1".to_string())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    zos_testkit_wait(|| reported(&s.outbox, 8).is_some()).await;
+
+    // The pulls end: the waiting contracts deploy.
+    s.host.pending.lock().unwrap().clear();
+    zos_testkit_wait(|| (1..=6).all(|id| reported(&s.outbox, id).is_some())).await;
+    runner.abort();
 }
 
 #[tokio::test]
