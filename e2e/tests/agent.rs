@@ -293,8 +293,8 @@ async fn bad_images_are_errors_on_chain_and_nothing_else_is_touched() -> Result<
         .await?;
     let ghost = lines.iter().find(|l| l.0 == "ghost").context("ghost")?;
     ensure!(
-        ghost.2.contains("pulling"),
-        "the message says what failed: {ghost:?}"
+        ghost.2 == format!("pulling {missing}: not found"),
+        "the message names the image and the kind of failure, not the registry's words: {ghost:?}"
     );
 
     // A file of an image changed in the store: the launch stops and names the file.
