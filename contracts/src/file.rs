@@ -11,6 +11,7 @@
 //!       image: 127.0.0.1:5000/app@sha256:4f6b...
 //!       cpu: 0.5
 //!       memory: 256MiB
+//!       rootfs: 1GiB           # writable root filesystem; 256MiB when not given
 //!       env: { MODE: production, TOKEN: { secret: "s3cr3t" } }
 //!       mounts: [{ volume: data, path: /data }]
 //! ```
@@ -26,6 +27,7 @@ use indexmap::IndexMap;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
+    limits,
     model::{self, Deployment, EnvValue, WorkloadSpec},
     sealed::{self, SealError, SealFor},
     units::{Cpu, Size},
@@ -83,6 +85,10 @@ pub struct ContainerFile {
     pub workdir: Option<String>,
     pub cpu: Cpu,
     pub memory: Size,
+    /// The writable root filesystem; [`limits::DEFAULT_CONTAINER_ROOTFS`] when not given. Always
+    /// written out, so that whoever reads a deployment sees what it reserves.
+    #[serde(default = "default_rootfs")]
+    pub rootfs: Size,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +211,10 @@ pub struct CidrFile(pub model::Ipv4Cidr);
 
 fn one() -> u32 {
     1
+}
+
+fn default_rootfs() -> Size {
+    Size(limits::DEFAULT_CONTAINER_ROOTFS)
 }
 
 /// Why a deployment file could not be read or converted.
@@ -527,6 +537,7 @@ impl WorkloadFile {
                     .transpose()?,
                 cpu_millis: c.cpu.0,
                 memory: c.memory.0,
+                rootfs_size: c.rootfs.0,
                 mounts: bounded(
                     c.mounts
                         .iter()
@@ -611,6 +622,7 @@ impl WorkloadFile {
                         .transpose()?,
                     cpu: Cpu(c.cpu_millis),
                     memory: Size(c.memory),
+                    rootfs: Size(c.rootfs_size),
                     mounts: c
                         .mounts
                         .iter()

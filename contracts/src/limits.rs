@@ -58,6 +58,11 @@ const TIB: u64 = 1024 * GIB;
 pub const CONTAINER_CPU_MILLIS: (u64, u64) = (10, 256_000);
 /// Container memory, bytes: from 16 MiB to 1 TiB.
 pub const CONTAINER_MEMORY: (u64, u64) = (16 * MIB, TIB);
+/// Container writable root filesystem, bytes: from 64 MiB (below that, ext4's journal and
+/// metadata take much of it) to 1 TiB.
+pub const CONTAINER_ROOTFS: (u64, u64) = (64 * MIB, TIB);
+/// The writable root filesystem of a container whose deployment file does not say.
+pub const DEFAULT_CONTAINER_ROOTFS: u64 = 256 * MIB;
 /// VM vCPUs.
 pub const VM_VCPUS: (u64, u64) = (1, 256);
 /// VM memory, bytes: from 128 MiB to 1 TiB.

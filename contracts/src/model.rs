@@ -154,6 +154,11 @@ pub struct Container {
     pub cpu_millis: u32,
     /// Memory limit in bytes.
     pub memory: u64,
+    /// Size in bytes of the container's writable root filesystem: what it can add to or change in
+    /// its image's tree (the image itself is shared and not counted). Writes past it fail with
+    /// `ENOSPC`; the node reserves it as SSD. A new version of the workload starts from an empty
+    /// one, so it may be set lower in an update.
+    pub rootfs_size: u64,
     /// Volume workloads of the same deployment mounted into the container.
     pub mounts: BoundedVec<Mount, ConstU32<{ limits::MAX_MOUNTS }>>,
     /// The network workload the container joins, if any.
@@ -407,13 +412,15 @@ impl Workload {
     /// The capacity this workload reserves on its node.
     ///
     /// CPU in thousandths of a vCPU, as containers state it (a VM's vCPUs count 1000 each);
-    /// memory of containers and VMs; SSD for volumes and disks; networks reserve nothing.
+    /// memory of containers and VMs; SSD for a container's writable root filesystem, volumes and
+    /// disks; networks reserve nothing.
     pub fn capacity(&self) -> Capacity {
         match &self.spec {
             WorkloadSpec::Container(c) => Capacity {
                 cpu_millis: u64::from(c.cpu_millis),
                 mru: c.memory,
-                ..Capacity::default()
+                sru: c.rootfs_size,
+                hru: 0,
             },
             WorkloadSpec::VirtualMachine(vm) => Capacity {
                 cpu_millis: u64::from(vm.vcpus).saturating_mul(1000),
@@ -432,7 +439,8 @@ impl Workload {
         }
     }
 
-    /// The size of a volume or disk, which an update may grow but never shrink.
+    /// The size of a volume or disk, which an update may grow but never shrink. A container's
+    /// root filesystem is not one: a new version of the container gets a new, empty one.
     pub fn storage_size(&self) -> Option<u64> {
         match &self.spec {
             WorkloadSpec::Volume(v) => Some(v.size),

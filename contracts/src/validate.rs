@@ -511,6 +511,11 @@ impl<'a> Validator<'a> {
                     limits::CONTAINER_CPU_MILLIS,
                 )?;
                 range(Field::new("memory"), c.memory, limits::CONTAINER_MEMORY)?;
+                range(
+                    Field::new("rootfs"),
+                    c.rootfs_size,
+                    limits::CONTAINER_ROOTFS,
+                )?;
                 for (i, m) in c.mounts.iter().enumerate() {
                     self.reference(
                         name,

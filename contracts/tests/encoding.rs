@@ -58,6 +58,7 @@ fn golden() -> Deployment {
                     workdir: Some(text("/")),
                     cpu_millis: 500,
                     memory: 64 << 20,
+                    rootfs_size: 1 << 30,
                     mounts: bv(vec![Mount {
                         volume: text("data"),
                         path: text("/data"),
@@ -89,8 +90,8 @@ fn golden_encoding_and_hash_never_change() {
     assert_ne!(d.hash(), blake2_of(&encoded));
 }
 
-const GOLDEN_ENCODING: &str = "0300000018676f6c64656e0c1064617461010000000200000040000000000c6e657401000000040a010000100a010200180c7765620200000000483132372e302e302e313a353030302f617070abababababababababababababababababababababababababababababababab041c2f62696e2f736808082d631c736c656570203104044100046201042ff40100000000000400000000041064617461142f6461746100010c6e6574010a01020901";
-const GOLDEN_HASH: &str = "b51401c723928f70b206a17efa05fdc9f15c306d08f2a18be7da3a0e2f34a567";
+const GOLDEN_ENCODING: &str = "0300000018676f6c64656e0c1064617461010000000200000040000000000c6e657401000000040a010000100a010200180c7765620200000000483132372e302e302e313a353030302f617070abababababababababababababababababababababababababababababababab041c2f62696e2f736808082d631c736c656570203104044100046201042ff401000000000004000000000000004000000000041064617461142f6461746100010c6e6574010a01020901";
+const GOLDEN_HASH: &str = "01dcf587da8f52ac4103ac87c06e32ffc354da7652d232fb67407d4cfcae5008";
 
 fn blake2_of(bytes: &[u8]) -> [u8; 32] {
     use blake2::{digest::consts::U32, Blake2b, Digest};
@@ -178,7 +179,7 @@ fn spec() -> impl Strategy<Value = WorkloadSpec> {
             env(),
             proptest::option::of("/[a-z]{0,6}"),
             any::<u32>(),
-            any::<u64>(),
+            (any::<u64>(), any::<u64>()),
             prop::collection::vec((name(), "/[a-z]{1,6}", any::<bool>()), 0..3),
             attachment(),
             prop_oneof![
@@ -188,7 +189,18 @@ fn spec() -> impl Strategy<Value = WorkloadSpec> {
             ],
         )
             .prop_map(
-                |(image, ep, args, env, workdir, cpu_millis, memory, mounts, network, restart)| {
+                |(
+                    image,
+                    ep,
+                    args,
+                    env,
+                    workdir,
+                    cpu_millis,
+                    (memory, rootfs_size),
+                    mounts,
+                    network,
+                    restart,
+                )| {
                     WorkloadSpec::Container(Container {
                         image,
                         entrypoint: bv(ep),
@@ -197,6 +209,7 @@ fn spec() -> impl Strategy<Value = WorkloadSpec> {
                         workdir: workdir.map(|w| text(&w)),
                         cpu_millis,
                         memory,
+                        rootfs_size,
                         mounts: bv(mounts
                             .into_iter()
                             .map(|(volume, path, read_only)| Mount {

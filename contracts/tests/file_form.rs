@@ -61,8 +61,47 @@ fn human_units_read_and_write() {
 
     let out = DeploymentFile::from_deployment(&d).unwrap().to_yaml();
     assert!(out.contains("memory: 512MiB"), "{out}");
+    // Not given: the default, written out so that a reader sees what is reserved.
+    assert_eq!(
+        c.rootfs_size,
+        zos_contracts::limits::DEFAULT_CONTAINER_ROOTFS
+    );
+    assert!(out.contains("rootfs: 256MiB"), "{out}");
     assert!(out.contains("cpu: 500m"), "{out}");
     assert!(out.contains(&format!("image: {IMAGE}")), "{out}");
+}
+
+#[test]
+fn a_container_states_its_root_filesystem_in_human_units() {
+    let d = DeploymentFile::from_yaml(&format!(
+        "workloads: [{{ name: web, container: {{ image: {IMAGE}, cpu: 1, memory: 64MiB, rootfs: 2GiB }} }}]"
+    ))
+    .unwrap()
+    .into_deployment(None)
+    .unwrap();
+    let WorkloadSpec::Container(c) = &d.workloads[0].spec else {
+        panic!()
+    };
+    assert_eq!(c.rootfs_size, 2 << 30);
+    let file = DeploymentFile::from_deployment(&d).unwrap();
+    assert!(
+        file.to_yaml().contains("rootfs: 2GiB"),
+        "{}",
+        file.to_yaml()
+    );
+    assert!(
+        file.to_json().contains(r#""rootfs": "2GiB""#),
+        "{}",
+        file.to_json()
+    );
+
+    let Err(FileError::Parse { path, message, .. }) = DeploymentFile::from_yaml(&format!(
+        "workloads: [{{ name: web, container: {{ image: {IMAGE}, cpu: 1, memory: 64MiB, rootfs: lots }} }}]"
+    )) else {
+        panic!("a size is needed")
+    };
+    assert_eq!(path, "workloads[0].container.rootfs");
+    assert!(message.contains("not a size"), "{message}");
 }
 
 #[test]

@@ -69,6 +69,28 @@ fn volumes_grow_but_never_shrink() {
 }
 
 #[test]
+fn a_containers_root_filesystem_may_shrink_with_a_new_version() {
+    let with_rootfs = |size: &str, version: u32| {
+        let yaml = format!(
+            "workloads:
+  - name: web
+    version: {version}
+    container: {{ image: {IMAGE}, cpu: 1, memory: 64MiB, rootfs: {size} }}"
+        );
+        DeploymentFile::from_yaml(&yaml)
+            .unwrap()
+            .into_deployment(None)
+            .unwrap()
+    };
+    let old = with_rootfs("1GiB", 1);
+    assert_eq!(rule(&old, &with_rootfs("512MiB", 2)), None);
+    assert_eq!(
+        rule(&old, &with_rootfs("512MiB", 1)),
+        Some((UpdateRule::SpecChangedWithoutVersion, "web".into(), 0))
+    );
+}
+
+#[test]
 fn workloads_may_come_and_go() {
     let old = deployment("2GiB", 1, "0.5", 1);
     let mut fewer = old.clone();

@@ -50,10 +50,64 @@ fn a_sound_deployment_passes() {
     );
     validate(&d).unwrap();
     let cap = d.capacity();
+    // SSD: the volume, the disk and the container's writable root filesystem (the default).
     assert_eq!(
         (cap.cpu_millis, cap.mru, cap.sru, cap.hru),
-        (1000, 64 << 20, 2 << 30, 0)
+        (
+            1000,
+            64 << 20,
+            (2 << 30) + limits::DEFAULT_CONTAINER_ROOTFS,
+            0
+        )
     );
+}
+
+#[test]
+fn a_containers_root_filesystem_is_reserved_as_ssd() {
+    let d = container("      rootfs: 3GiB");
+    validate(&d).unwrap();
+    let web = d.workload(b"web").unwrap();
+    assert_eq!(
+        web.capacity(),
+        zos_contracts::Capacity {
+            cpu_millis: 1000,
+            mru: 64 << 20,
+            sru: 3 << 30,
+            hru: 0,
+        }
+    );
+    assert_eq!(d.capacity().sru, (2 << 30) + (3 << 30));
+    // It is not a volume: an update may set it lower (a new version starts from an empty one).
+    assert_eq!(web.storage_size(), None);
+}
+
+#[test]
+fn a_root_filesystem_has_a_floor_and_a_ceiling() {
+    let (min, max) = limits::CONTAINER_ROOTFS;
+    assert_eq!((min, max), (64 << 20, 1 << 40));
+    for (size, ok) in [
+        ("64MiB", true),
+        ("1TiB", true),
+        ("63MiB", false),
+        ("0", false),
+        ("1025GiB", false),
+    ] {
+        let d = container(&format!("      rootfs: {size}"));
+        if ok {
+            validate(&d).unwrap_or_else(|e| panic!("{size}: {e}"));
+            continue;
+        }
+        let e = err(&d);
+        assert!(
+            matches!(&e, ValidationError::OutOfRange { workload, field, min: lo, max: hi, .. }
+                if *workload == name("web") && *field == Field::new("rootfs") && (*lo, *hi) == (min, max)),
+            "{size}: {e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("workload \"web\": rootfs: "),
+            "{e}"
+        );
+    }
 }
 
 #[test]

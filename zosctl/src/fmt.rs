@@ -169,7 +169,8 @@ pub fn hash(h: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(h))
 }
 
-/// One line per workload: name, kind, and for containers and VMs the image, CPU and memory.
+/// One line per workload: name, kind, and for containers and VMs the image, CPU and memory (and a
+/// container's writable root filesystem).
 pub struct WorkloadLine {
     /// Name.
     pub name: String,
@@ -183,6 +184,8 @@ pub struct WorkloadLine {
     pub cpu: Option<String>,
     /// Memory or size, bytes.
     pub size: Option<u64>,
+    /// A container's writable root filesystem, bytes.
+    pub rootfs: Option<u64>,
 }
 
 /// The workloads of a deployment, for display.
@@ -190,20 +193,22 @@ pub fn workloads(d: &Deployment) -> Vec<WorkloadLine> {
     d.workloads
         .iter()
         .map(|w| {
-            let (image, cpu_, size) = match &w.spec {
+            let (image, cpu_, size, rootfs) = match &w.spec {
                 WorkloadSpec::Container(c) => (
                     Some(image(&c.image)),
                     Some(cpu(u64::from(c.cpu_millis))),
                     Some(c.memory),
+                    Some(c.rootfs_size),
                 ),
                 WorkloadSpec::VirtualMachine(vm) => (
                     Some(image(&vm.image)),
                     Some(vm.vcpus.to_string()),
                     Some(vm.memory),
+                    None,
                 ),
-                WorkloadSpec::Volume(v) => (None, None, Some(v.size)),
-                WorkloadSpec::Disk(d) => (None, None, Some(d.size)),
-                WorkloadSpec::Network(_) => (None, None, None),
+                WorkloadSpec::Volume(v) => (None, None, Some(v.size), None),
+                WorkloadSpec::Disk(d) => (None, None, Some(d.size), None),
+                WorkloadSpec::Network(_) => (None, None, None, None),
             };
             WorkloadLine {
                 name: String::from_utf8_lossy(&w.name).into_owned(),
@@ -212,13 +217,14 @@ pub fn workloads(d: &Deployment) -> Vec<WorkloadLine> {
                 image,
                 cpu: cpu_,
                 size,
+                rootfs,
             }
         })
         .collect()
 }
 
 impl WorkloadLine {
-    /// `app  container  127.0.0.1:5000/x@sha256:…  cpu 0.5  memory 64MiB`.
+    /// `app  container  127.0.0.1:5000/x@sha256:…  cpu 0.5  memory 64MiB  rootfs 256MiB`.
     pub fn human(&self) -> String {
         let mut s = format!("{:<16} {:<9}", self.name, self.kind);
         if let Some(i) = &self.image {
@@ -230,6 +236,9 @@ impl WorkloadLine {
         if let Some(b) = self.size {
             let what = if self.cpu.is_some() { "memory" } else { "size" };
             s.push_str(&format!("  {what} {}", bytes(b)));
+        }
+        if let Some(b) = self.rootfs {
+            s.push_str(&format!("  rootfs {}", bytes(b)));
         }
         s
     }
@@ -243,6 +252,7 @@ impl WorkloadLine {
             "image": self.image,
             "cpu": self.cpu,
             "bytes": self.size,
+            "rootfs_bytes": self.rootfs,
         })
     }
 }
@@ -298,6 +308,35 @@ mod tests {
         assert_eq!(amount(1_500_000_000_000), "1.5 ZOS");
         assert_eq!(decimal(1), "0.000000000001");
         assert_eq!(decimal(0), "0");
+    }
+
+    #[test]
+    fn a_container_line_shows_its_root_filesystem() {
+        let d = zos_contracts::file::DeploymentFile::from_yaml(
+            "workloads:
+  - name: app
+    container: { image: 127.0.0.1:5000/x@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79, cpu: 0.5, memory: 64MiB, rootfs: 1GiB }
+  - name: data
+    volume: { size: 2GiB }",
+        )
+        .unwrap()
+        .into_deployment(None)
+        .unwrap();
+        let lines = workloads(&d);
+        assert!(
+            lines[0]
+                .human()
+                .ends_with("  cpu 0.5  memory 64MiB  rootfs 1GiB"),
+            "{}",
+            lines[0].human()
+        );
+        assert_eq!(lines[0].json()["rootfs_bytes"], 1u64 << 30);
+        assert!(
+            lines[1].human().ends_with("  size 2GiB"),
+            "{}",
+            lines[1].human()
+        );
+        assert!(lines[1].json()["rootfs_bytes"].is_null());
     }
 
     #[test]

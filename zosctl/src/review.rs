@@ -295,6 +295,7 @@ workloads:
       workdir: /srv
       cpu: 0.5
       memory: 256MiB
+      rootfs: 2GiB
       mounts: [{{ volume: data, path: /data, read_only: true }}]
       network: {{ name: net, ip: 10.20.1.5 }}
       restart: on-failure
@@ -354,6 +355,7 @@ workloads:
             "workdir: /srv",
             "cpu: 500m",
             "memory: 256MiB",
+            "rootfs: 2GiB",
             "path: /data",
             "read_only: true",
             "ip: 10.20.1.5",
@@ -392,6 +394,7 @@ workloads:
             .replace("{ MODE: production }", "{ MODE: staging, DEBUG: '1' }")
             .replace("restart: on-failure", "restart: never")
             .replace("vcpus: 2", "vcpus: 4")
+            .replace("rootfs: 2GiB", "rootfs: 1GiB")
             .replace("  - name: data\n", "  - name: cache\n")
             .replace(", read_only: true", "");
         let new = with_sealed(parse(&yaml), "TOKEN", vec![2; 80]);
@@ -438,6 +441,7 @@ workloads:
                 ),
                 ("container.mounts", web[4].1.clone(), web[4].2.clone()),
                 ("container.restart", "on-failure".into(), "never".into()),
+                ("container.rootfs", "2GiB".into(), "1GiB".into()),
             ]
         );
         assert!(web[4].1.contains("\"read_only\":true") && !web[4].2.contains("read_only"));
@@ -457,6 +461,7 @@ workloads:
             "  removed data (volume)\n",
             "  changed web\n",
             "    container.cpu: 500m → 1\n",
+            "    container.rootfs: 2GiB → 1GiB\n",
             "    container.env.TOKEN: sealed 80 bytes 01010101... → sealed 80 bytes 02020202...\n",
             "  changed box\n    vm.vcpus: 2 → 4\n",
         ] {

@@ -419,15 +419,17 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
     let prices = client.pricing(None).await?;
     assert_eq!(
         per_hour,
-        prices.cru_per_hour + prices.mru_gib_per_hour / 4,
-        "1 vCPU and a quarter GiB for an hour"
+        prices.cru_per_hour + prices.mru_gib_per_hour / 4 + prices.sru_gib_per_hour / 4,
+        "1 vCPU, a quarter GiB of memory and the default 256 MiB root filesystem for an hour"
     );
+    assert_eq!(described["workloads"][0]["rootfs_bytes"], 256 << 20);
     zosctl(&home, &url)
         .args(["describe", &id.to_string()])
         .assert()
         .success()
         .stdout(
             predicate::str::contains("no report from the node yet")
+                .and(predicate::str::contains("memory 256MiB  rootfs 256MiB"))
                 .and(predicate::str::contains("per hour")),
         );
     zosctl(&home, &url)
@@ -595,8 +597,11 @@ async fn every_chain_command_against_a_dev_chain() -> Result<()> {
         .stdout(
             predicate::str::contains("Deployments::create_contract")
                 .and(predicate::str::contains("approved  1/2"))
-                .and(predicate::str::contains("cpu 1  memory 256MiB"))
+                .and(predicate::str::contains(
+                    "cpu 1  memory 256MiB  rootfs 256MiB",
+                ))
                 .and(predicate::str::contains("  deployment\n    version: 1\n"))
+                .and(predicate::str::contains("rootfs: 256MiB"))
                 .and(predicate::str::contains("MODE: test")),
         );
     zosctl(&home, &url)

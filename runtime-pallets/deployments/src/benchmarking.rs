@@ -69,6 +69,7 @@ fn largest_deployment(version: u32) -> Deployment {
                 workdir: Some(text(b"/")),
                 cpu_millis: 100,
                 memory: 16 << 20,
+                rootfs_size: 64 << 20,
                 mounts: vec![Mount {
                     volume: text(b"data"),
                     path: text(b"/data"),

@@ -21,8 +21,8 @@ use zos_contracts::{file::DeploymentFile, Capacity, Deployment, UpdateRule, Vali
 const IMAGE: &str =
     "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
 
-/// One container of `cpu` vCPUs and `memory_gib` GiB, and a 10 GiB volume; every workload at
-/// the deployment's version.
+/// One container of `cpu` vCPUs, `memory_gib` GiB and a 1 GiB root filesystem, and a 10 GiB
+/// volume; every workload at the deployment's version.
 fn deployment(version: u32, cpu: u32, memory_gib: u32) -> Deployment {
     DeploymentFile::from_yaml(&format!(
         "version: {version}
@@ -32,7 +32,7 @@ workloads:
     volume: {{ size: 10GiB }}
   - name: web
     version: {version}
-    container: {{ image: {IMAGE}, cpu: {cpu}, memory: {memory_gib}GiB, mounts: [{{ volume: data, path: /data }}] }}"
+    container: {{ image: {IMAGE}, cpu: {cpu}, memory: {memory_gib}GiB, rootfs: 1GiB, mounts: [{{ volume: data, path: /data }}] }}"
     ))
     .unwrap()
     .into_deployment(None)
@@ -43,13 +43,13 @@ fn cap(cpu: u64, memory_gib: u64) -> Capacity {
     Capacity {
         cpu_millis: cpu * 1000,
         mru: memory_gib << 30,
-        sru: 10 << 30,
+        sru: 11 << 30,
         hru: 0,
     }
 }
 
-/// Per hour for `deployment(_, 1, 1)`: 1000 + 2000 + 10 * 10.
-const HOURLY: u64 = 3_100;
+/// Per hour for `deployment(_, 1, 1)`: 1000 + 2000 + (10 + 1) * 10.
+const HOURLY: u64 = 3_110;
 
 fn signed(who: u64) -> RuntimeOrigin {
     RuntimeOrigin::signed(who)
@@ -151,7 +151,7 @@ fn a_contract_stores_the_whole_deployment_and_reserves_its_capacity() {
             Capacity {
                 cpu_millis: 3000,
                 mru: 3 << 30,
-                sru: 20 << 30,
+                sru: 22 << 30,
                 hru: 0
             }
         );
@@ -1066,7 +1066,7 @@ fn workloads_the_node_cannot_run_are_not_billed() {
         assert_eq!(
             Contracts::<Test>::get(id).unwrap().unsupported,
             Capacity {
-                sru: 0,
+                sru: 1 << 30,
                 ..cap(1, 1)
             }
         );
