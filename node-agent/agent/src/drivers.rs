@@ -315,12 +315,17 @@ impl HostDrivers {
                     .map_err(|e| err("removing the previous root filesystem", &e))?;
             }
         }
-        let rootfs = match self.images.prepare_rootfs(&digest, &wid) {
-            Err(RootfsError::ImageMismatch { .. }) => {
+        // Its writes go to a filesystem of the contract's `rootfs_size`, and nowhere else.
+        let rootfs = match self
+            .images
+            .prepare_rootfs_sized(&digest, &wid, c.rootfs_size)
+        {
+            Err(RootfsError::ImageMismatch { .. } | RootfsError::SizeMismatch { .. }) => {
                 self.images
                     .remove_rootfs(&wid)
                     .map_err(|e| err("removing the previous root filesystem", &e))?;
-                self.images.prepare_rootfs(&digest, &wid)
+                self.images
+                    .prepare_rootfs_sized(&digest, &wid, c.rootfs_size)
             }
             other => other,
         }

@@ -6,17 +6,28 @@
 //! - `lower/`: the image's tree, with every non-empty regular file a hardlink to its store object
 //!   (no content is copied; see the `content` module for how mode and owner stay right), built in
 //!   `lower.partial/` and renamed, so an existing `lower/` is complete;
-//! - `upper/`, `work/`: the workload's own overlayfs layer, where all its writes go (overlayfs
-//!   copies a file up before changing it, so the lower tree and the store are never written);
+//! - `layer.img`: for a rootfs of a fixed size ([`Store::prepare_rootfs_sized`]), a sparse file
+//!   holding an ext4 filesystem of that size with no reserved blocks (made as `layer.img.new`,
+//!   then renamed); its length is the size;
+//! - `layer/`: the workload's writable layer, holding overlayfs's `upper/` (where all its writes
+//!   go: overlayfs copies a file up before changing it, so the lower tree and the store are never
+//!   written) and `work/`. For a rootfs of a fixed size it is `layer.img` loop-mounted (`nodev`,
+//!   `nosuid`; the loop device is freed when it is unmounted), so a workload that writes past its
+//!   size gets `ENOSPC` and the filesystem under the store keeps its room; otherwise a plain
+//!   directory on the store's filesystem;
 //! - `merged/`: the overlayfs mount, the workload's root.
 //!
 //! Before mounting, every file of `lower/` is checked against the image's tree ([`verify_tree`]).
+//! Removal unmounts `merged/`, then `layer/`, detaches any loop device still backed by
+//! `layer.img`, and deletes the rest; it works from any state a crash can leave, so the leases
+//! ([`Store::leases`]) are enough to find and remove what a workload left.
 
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
 use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
@@ -73,11 +84,26 @@ impl Rootfs {
         self.dir.join("lower")
     }
 
-    /// The workload's writable layer.
+    /// Where the workload's writable layer lives: a filesystem of the rootfs's size, mounted
+    /// here, for a rootfs made by [`Store::prepare_rootfs_sized`].
+    pub fn layer_dir(&self) -> PathBuf {
+        self.dir.join(LAYER)
+    }
+
+    /// The workload's writable layer (overlayfs's upper dir).
     pub fn upper_dir(&self) -> PathBuf {
-        self.dir.join("upper")
+        self.layer_dir().join("upper")
     }
 }
+
+/// The smallest writable layer of a fixed size: below this, ext4 has no room for its journal.
+pub const MIN_LAYER_SIZE: u64 = 4 << 20;
+
+const LAYER: &str = "layer";
+const LAYER_IMAGE: &str = "layer.img";
+const LAYER_IMAGE_NEW: &str = "layer.img.new";
+/// How long removal waits for the kernel to free a layer's loop device.
+const LOOP_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors preparing, checking or removing a workload's rootfs.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +166,38 @@ pub enum RootfsError {
         #[source]
         source: std::io::Error,
     },
-    /// The overlayfs could not be unmounted (for example still in use).
+    /// The writable layer is asked for with another size than it has: remove the rootfs first.
+    #[error(
+        "workload {workload} already has a writable layer of {existing} bytes, not {requested}"
+    )]
+    SizeMismatch {
+        /// Workload name.
+        workload: String,
+        /// Size of the existing layer.
+        existing: u64,
+        /// Size asked for.
+        requested: u64,
+    },
+    /// The size asked for is below [`MIN_LAYER_SIZE`].
+    #[error("a writable layer of {requested} bytes for workload {workload} is too small (at least {MIN_LAYER_SIZE})")]
+    LayerTooSmall {
+        /// Workload name.
+        workload: String,
+        /// Size asked for.
+        requested: u64,
+    },
+    /// The writable layer's filesystem could not be made, mounted or released (`mkfs.ext4`,
+    /// `mount`, `losetup`).
+    #[error("writable layer of workload {workload}: {step}: {reason}")]
+    Layer {
+        /// Workload name.
+        workload: String,
+        /// What was being done.
+        step: &'static str,
+        /// The tool's error output.
+        reason: String,
+    },
+    /// The overlayfs or the writable layer could not be unmounted (for example still in use).
     #[error("cannot unmount {}", path.display())]
     Unmount {
         /// Mount point.
@@ -240,7 +297,39 @@ impl Store {
     /// image against its fingerprint, and mounts it; a file that was changed, removed or added
     /// fails with an error naming it, and nothing is mounted. Idempotent; calls for one workload
     /// must not run concurrently.
+    ///
+    /// The workload's writes go to the store's filesystem, without a limit (for tools and tests;
+    /// the node agent uses [`Store::prepare_rootfs_sized`]). A rootfs made with a size keeps it.
     pub fn prepare_rootfs(&self, image: &Digest, workload: &str) -> Result<Rootfs, RootfsError> {
+        self.prepare(image, workload, None)
+    }
+
+    /// [`Store::prepare_rootfs`] with a writable layer of `size` bytes: a filesystem of its own,
+    /// so that writing past `size` fails with `ENOSPC` in the workload and nowhere else. The
+    /// image's files are not counted (they stay in the shared lower tree), ext4's metadata and
+    /// journal are. An existing rootfs of another size is refused
+    /// ([`RootfsError::SizeMismatch`]): remove it first.
+    pub fn prepare_rootfs_sized(
+        &self,
+        image: &Digest,
+        workload: &str,
+        size: u64,
+    ) -> Result<Rootfs, RootfsError> {
+        if size < MIN_LAYER_SIZE {
+            return Err(RootfsError::LayerTooSmall {
+                workload: workload.to_owned(),
+                requested: size,
+            });
+        }
+        self.prepare(image, workload, Some(size))
+    }
+
+    fn prepare(
+        &self,
+        image: &Digest,
+        workload: &str,
+        size: Option<u64>,
+    ) -> Result<Rootfs, RootfsError> {
         validate_name(workload)?;
         let _lock = self.lock(false)?;
         let record = self
@@ -299,16 +388,38 @@ impl Store {
             "image verified"
         );
 
+        let layer = rootfs.layer_dir();
+        create_private_dir(&layer)?;
+        let existing = match fs::metadata(rootfs.dir.join(LAYER_IMAGE)) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(FsError::new("inspect", &rootfs.dir.join(LAYER_IMAGE), e).into()),
+        };
+        match (existing, size) {
+            (Some(existing), Some(requested)) if existing != requested => {
+                return Err(RootfsError::SizeMismatch {
+                    workload: workload.to_owned(),
+                    existing,
+                    requested,
+                })
+            }
+            (None, Some(size)) => make_layer(&rootfs.dir, workload, size)?,
+            _ => {}
+        }
+        if (existing.is_some() || size.is_some()) && !is_mount_point(&layer)? {
+            mount_layer(&rootfs.dir, workload)?;
+        }
+
         let upper = rootfs.upper_dir();
         if !upper.is_dir() {
             // The root of the merged tree takes its mode and owner from the upper dir.
-            let partial = rootfs.dir.join("upper.partial");
+            let partial = layer.join("upper.partial");
             remove_tree_if_exists(&partial)?;
             create_private_dir(&partial)?;
             set_owner_and_mode(&partial, record.tree.root())?;
             fs::rename(&partial, &upper).fs("rename into place", &upper)?;
         }
-        let work = rootfs.dir.join("work");
+        let work = layer.join("work");
         let merged = rootfs.path();
         create_private_dir(&work)?;
         create_private_dir(&merged)?;
@@ -361,6 +472,7 @@ impl Store {
                 });
             }
         }
+        unmount_layer(&dir, workload)?;
         remove_file_if_exists(&dir.join("lease.json"))?;
         remove_tree_if_exists(&dir)?;
         if let Some(lease) = lease {
@@ -456,6 +568,146 @@ fn make_node(
     )
     .fs("create node", path)?;
     set_owner_and_mode(path, entry)
+}
+
+/// Makes `layer.img` in `dir`: a sparse file of `size` bytes holding an empty ext4 filesystem
+/// with no blocks reserved for root (the workload's limit is the whole size), made as
+/// `layer.img.new` and renamed, so an existing `layer.img` is complete.
+fn make_layer(dir: &Path, workload: &str, size: u64) -> Result<(), RootfsError> {
+    let new = dir.join(LAYER_IMAGE_NEW);
+    remove_file_if_exists(&new)?;
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&new)
+        .fs("create", &new)?;
+    file.set_len(size).fs("size", &new)?;
+    drop(file);
+    let started = Instant::now();
+    run_tool(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0", "-L", "zos-rootfs", "-E"])
+            .arg("nodiscard,lazy_itable_init=1,lazy_journal_init=1")
+            .arg(&new),
+    )
+    .map_err(|reason| RootfsError::Layer {
+        workload: workload.to_owned(),
+        step: "make filesystem",
+        reason,
+    })?;
+    let image = dir.join(LAYER_IMAGE);
+    fs::rename(&new, &image).fs("rename into place", &image)?;
+    tracing::info!(
+        workload,
+        size,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "writable layer made"
+    );
+    Ok(())
+}
+
+/// Mounts `layer.img` at `layer/` through a loop device that the kernel frees when it is
+/// unmounted (`mount -o loop` sets autoclear). A device left attached by a crash is detached
+/// first: nothing mounted it here, and calls for one workload do not run concurrently.
+fn mount_layer(dir: &Path, workload: &str) -> Result<(), RootfsError> {
+    let image = dir.join(LAYER_IMAGE);
+    let layer = dir.join(LAYER);
+    detach_loops(&image, workload)?;
+    run_tool(
+        Command::new("mount")
+            .args(["-t", "ext4", "-o", "loop,nodev,nosuid"])
+            .arg(&image)
+            .arg(&layer),
+    )
+    .map_err(|reason| RootfsError::Layer {
+        workload: workload.to_owned(),
+        step: "mount",
+        reason,
+    })?;
+    // The root of the layer's filesystem: root's only, like the workload directory.
+    fs::set_permissions(&layer, Permissions::from_mode(0o700)).fs("chmod", &layer)?;
+    Ok(())
+}
+
+/// Unmounts `layer/` if it is mounted (never lazily: a busy layer fails and stays) and makes sure
+/// no loop device is left backed by `layer.img`.
+fn unmount_layer(dir: &Path, workload: &str) -> Result<(), RootfsError> {
+    let layer = dir.join(LAYER);
+    if is_mount_point(&layer)? {
+        unmount(&layer, UnmountFlags::empty()).map_err(|e| RootfsError::Unmount {
+            path: layer.clone(),
+            source: e.into(),
+        })?;
+    }
+    detach_loops(&dir.join(LAYER_IMAGE), workload)
+}
+
+/// Detaches every loop device backed by `image` and waits until the kernel has let them go.
+fn detach_loops(image: &Path, workload: &str) -> Result<(), RootfsError> {
+    let mut devices = loops_backed_by(image);
+    if devices.is_empty() {
+        return Ok(());
+    }
+    for dev in &devices {
+        // Already detaching (autoclear) is fine; a device that stays is reported below.
+        let _ = run_tool(Command::new("losetup").arg("--detach").arg(dev));
+    }
+    let deadline = Instant::now() + LOOP_RELEASE_TIMEOUT;
+    while !devices.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        devices = loops_backed_by(image);
+    }
+    match devices.first() {
+        None => Ok(()),
+        Some(dev) => Err(RootfsError::Layer {
+            workload: workload.to_owned(),
+            step: "detach loop device",
+            reason: format!(
+                "{} is still backed by {} after {LOOP_RELEASE_TIMEOUT:?}",
+                dev.display(),
+                image.display()
+            ),
+        }),
+    }
+}
+
+/// The loop devices (`/dev/loopN`) whose backing file is `image` (also after it was deleted).
+fn loops_backed_by(image: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let deleted = format!("{} (deleted)", image.display());
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !name.starts_with("loop") {
+                return None;
+            }
+            let backing = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            let backing = backing.trim_end_matches('\n');
+            (Path::new(backing) == image || backing == deleted)
+                .then(|| Path::new("/dev").join(name))
+        })
+        .collect()
+}
+
+/// Runs a host tool; on failure the error holds its stderr.
+fn run_tool(command: &mut Command) -> Result<(), String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 fn mount_overlay(
