@@ -28,6 +28,8 @@ pub struct ChainClient {
     url: Arc<str>,
     /// Every endpoint given to [`ChainClient::connect`], for [`ChainClient::reconnect`].
     urls: Arc<[String]>,
+    /// The chain every endpoint must serve, when pinned.
+    genesis: Option<H256>,
 }
 
 /// A farm as the chain has it.
@@ -96,12 +98,22 @@ pub struct Contract {
 impl ChainClient {
     /// Connects to the first of `urls` that answers.
     pub async fn connect(urls: &[String]) -> Result<ChainClient, ChainError> {
+        ChainClient::connect_pinned(urls, None).await
+    }
+
+    /// Connects to the first of `urls` that answers and, when `genesis` is given, serves the
+    /// chain of that genesis block: an endpoint of another chain (a misconfiguration, or someone
+    /// else's chain) is passed over, and so are they all on every reconnect.
+    pub async fn connect_pinned(
+        urls: &[String],
+        genesis: Option<H256>,
+    ) -> Result<ChainClient, ChainError> {
         let mut last = String::from("no endpoint given");
         for url in urls {
-            match ChainClient::connect_one(url, urls).await {
+            match ChainClient::connect_one(url, urls, genesis).await {
                 Ok(client) => return Ok(client),
                 Err(e) => {
-                    tracing::warn!(%url, error = %e, "chain endpoint did not answer");
+                    tracing::warn!(%url, error = %e, "chain endpoint refused");
                     last = e.to_string();
                 }
             }
@@ -112,12 +124,22 @@ impl ChainClient {
         })
     }
 
-    /// Connects again, to the first of the original endpoints that answers.
+    /// Connects again, to the first of the original endpoints that answers (and serves the
+    /// pinned chain).
     pub async fn reconnect(&self) -> Result<ChainClient, ChainError> {
-        ChainClient::connect(&self.urls).await
+        ChainClient::connect_pinned(&self.urls, self.genesis).await
     }
 
-    async fn connect_one(url: &str, urls: &[String]) -> Result<ChainClient, ChainError> {
+    /// The hash of the genesis block of the chain this endpoint serves.
+    pub fn genesis_hash(&self) -> H256 {
+        self.api.genesis_hash()
+    }
+
+    async fn connect_one(
+        url: &str,
+        urls: &[String],
+        genesis: Option<H256>,
+    ) -> Result<ChainClient, ChainError> {
         let rpc = RpcClient::from_insecure_url(url).await.map_err(subxt_err)?;
         let api = OnlineClient::<ZosConfig>::from_rpc_client_with_config(
             ZosConfig::default(),
@@ -125,12 +147,23 @@ impl ChainClient {
         )
         .await
         .map_err(subxt_err)?;
+        if let Some(want) = genesis {
+            let served = api.genesis_hash();
+            if served != want {
+                return Err(ChainError::OtherChain {
+                    url: url.into(),
+                    served,
+                    want,
+                });
+            }
+        }
         let legacy = LegacyRpcMethods::new(rpc);
         Ok(ChainClient {
             api,
             legacy,
             url: url.into(),
             urls: urls.into(),
+            genesis,
         })
     }
 

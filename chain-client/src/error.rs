@@ -34,6 +34,16 @@ pub enum ChainError {
         /// The last endpoint's error.
         last: String,
     },
+    /// An endpoint serves another chain than the one pinned.
+    #[error("{url} serves another chain (genesis {served:?}, not {want:?})")]
+    OtherChain {
+        /// The endpoint.
+        url: String,
+        /// The genesis hash it serves.
+        served: subxt::utils::H256,
+        /// The genesis hash pinned.
+        want: subxt::utils::H256,
+    },
     /// The transaction was executed and failed.
     #[error("the chain refused the transaction: {0}")]
     Dispatch(DispatchFailure),

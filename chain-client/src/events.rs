@@ -108,13 +108,18 @@ impl ChainEvent {
 
 /// Finalized blocks from `from` on, as they come; see the module documentation. The task stops
 /// when the receiver is dropped.
-pub fn follow_finalized(urls: Vec<String>, from: u64) -> mpsc::Receiver<FinalizedBlock> {
+/// With `genesis`, only endpoints serving that chain are followed.
+pub fn follow_finalized(
+    urls: Vec<String>,
+    genesis: Option<H256>,
+    from: u64,
+) -> mpsc::Receiver<FinalizedBlock> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut next = from;
         let mut backoff = Duration::from_millis(100);
         loop {
-            let client = match ChainClient::connect(&urls).await {
+            let client = match ChainClient::connect_pinned(&urls, genesis).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reach the chain; retrying");

@@ -25,4 +25,4 @@ pub use config::ZosConfig;
 pub use error::{ChainError, DispatchFailure};
 pub use events::{ChainEvent, FinalizedBlock};
 pub use submit::{Submitter, TxOutcome};
-pub use subxt::utils::{AccountId32, MultiAddress, Static};
+pub use subxt::utils::{AccountId32, MultiAddress, Static, H256};

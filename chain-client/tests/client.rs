@@ -277,7 +277,7 @@ async fn the_event_stream_survives_a_node_restart_without_gap_or_duplicate() -> 
     let args = ["--dev", "--base-path", &bp, "--rpc-port", &port];
     let mut chain = ChainNode::start("zos-chain --dev", &args, Some(base.path())).await?;
     let url = chain.ws_url();
-    let mut blocks = events::follow_finalized(vec![url.clone()], 1);
+    let mut blocks = events::follow_finalized(vec![url.clone()], None, 1);
 
     let alice = UserKey::from_uri("//Alice")?;
     let farms_before = ["before-1", "before-2", "before-3"];

@@ -53,7 +53,19 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     ));
     let capacity = capacity::offered(&config.storage_dir, &config.reserve, &config.capacity)?;
 
-    let view = ChainView::connect(&config.chain, account).await;
+    // The chain is pinned by its genesis on first contact: no endpoint of another chain is
+    // followed or believed afterwards.
+    let genesis = state.genesis()?;
+    let view = ChainView::connect(&config.chain, genesis, account).await;
+    let genesis = match genesis {
+        Some(g) => g,
+        None => {
+            let g = view.client().await.genesis_hash();
+            state.set_genesis(g)?;
+            tracing::info!(genesis = ?g, "this node follows the chain of this genesis from now on");
+            g
+        }
+    };
     let submitter = view.client().await.submitter(key.clone());
     chain::register(
         &view,
@@ -95,7 +107,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
             engine.clone(),
         );
         tasks.spawn(async move {
-            if let Err(e) = watch::follow(urls, view, state, engine, from).await {
+            if let Err(e) = watch::follow(urls, genesis, view, state, engine, from).await {
                 tracing::error!(error = %e, "following the chain stopped");
             }
         });

@@ -6,6 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use tokio::sync::RwLock;
 use zos_chain_client::{
     api, keys::NodeKey, AccountId32, ChainClient, ChainError, ContractState, Static, Submitter,
+    H256,
 };
 use zos_contracts::Capacity;
 
@@ -19,11 +20,12 @@ pub struct ChainView {
 }
 
 impl ChainView {
-    /// Connects to the first of `urls` that answers, retrying with backoff until one does.
-    pub async fn connect(urls: &[String], node: AccountId32) -> ChainView {
+    /// Connects to the first of `urls` that answers (and serves the chain of `genesis`, when
+    /// given), retrying with backoff until one does.
+    pub async fn connect(urls: &[String], genesis: Option<H256>, node: AccountId32) -> ChainView {
         let mut attempt = 0;
         loop {
-            match ChainClient::connect(urls).await {
+            match ChainClient::connect_pinned(urls, genesis).await {
                 Ok(client) => {
                     tracing::info!(url = client.url(), "connected to the chain");
                     return ChainView {

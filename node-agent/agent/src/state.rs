@@ -17,6 +17,7 @@ use std::{
 
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use zos_chain_client::H256;
 
 const META: &str = "meta";
 const WORKLOADS: &str = "workloads";
@@ -28,6 +29,7 @@ const LAST_BLOCK: &[u8] = b"last_block";
 /// Followed by a contract id (big endian): a cancel or deletion seen in a followed finalized block.
 const ENDED: &[u8] = b"ended/";
 const NEXT_SEQ: &[u8] = b"next_seq";
+const GENESIS: &[u8] = b"genesis";
 
 /// What the agent last saw of a workload, for `zos-agent status` and for reporting only changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +161,22 @@ impl State {
             .db
             .get_cf(self.cf(META), LAST_BLOCK)?
             .map(|v| u64_of(&v)))
+    }
+
+    /// The genesis hash of the chain this node follows, once it has met it.
+    pub fn genesis(&self) -> Result<Option<H256>, StateError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(META), GENESIS)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .map(H256))
+    }
+
+    /// Pins the chain this node follows.
+    pub fn set_genesis(&self, genesis: H256) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(META), GENESIS, genesis.0);
+        self.write_synced(batch)
     }
 
     /// Records block `n` as processed, with the contracts whose cancel or deletion it holds, in

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use zos_chain_client::{
     events::{self, FinalizedBlock},
-    AccountId32, ChainEvent,
+    AccountId32, ChainEvent, H256,
 };
 
 use crate::{
@@ -31,6 +31,7 @@ pub async fn start_block(view: &ChainView, state: &State) -> anyhow::Result<u64>
 /// recording progress and the contracts that ended.
 pub async fn follow<H: Host, C: Chain>(
     urls: Vec<String>,
+    genesis: H256,
     view: ChainView,
     state: Arc<State>,
     engine: Arc<Engine<H, C>>,
@@ -38,7 +39,7 @@ pub async fn follow<H: Host, C: Chain>(
 ) -> anyhow::Result<()> {
     tracing::info!(from, "following finalized blocks");
     let node = *view.node();
-    let mut blocks = events::follow_finalized(urls, from);
+    let mut blocks = events::follow_finalized(urls, Some(genesis), from);
     while let Some(block) = blocks.recv().await {
         let ended = handle(&node, &block, &engine);
         if !block.undecodable.is_empty() {

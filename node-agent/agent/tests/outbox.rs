@@ -85,7 +85,7 @@ async fn consumption_lands_once_across_a_crash_and_a_chain_outage() -> Result<()
 
     let db = tempfile::tempdir()?;
     let outbox = Outbox::new(Arc::new(State::open(&db.path().join("db"))?));
-    let view = ChainView::connect(std::slice::from_ref(&url), node.account()).await;
+    let view = ChainView::connect(std::slice::from_ref(&url), None, node.account()).await;
     let sender = Sender::new(outbox.clone(), client.submitter(node.clone()), view);
 
     // Lands once.
