@@ -23,10 +23,7 @@ impl Workload {
                 (Vec::new(), None)
             }
         };
-        for name in volumes
-            .into_iter()
-            .chain(network.map(|n| &n.network[..]))
-        {
+        for name in volumes.into_iter().chain(network.map(|n| &n.network[..])) {
             if !names.contains(&name) {
                 names.push(name);
             }
