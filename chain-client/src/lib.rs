@@ -5,7 +5,11 @@
 //! - [`keys`]: ed25519 signers for nodes (the account is the public key), sr25519 for users
 //!   (mnemonics and dev URIs such as `//Alice`), and key files that refuse to be read by others.
 //! - [`ChainClient`]: connects to the first RPC endpoint that answers, reads at the finalized head,
-//!   and submits transactions through a [`Submitter`] per key that owns the key's nonce.
+//!   and submits transactions through a [`Submitter`] per key that owns the key's nonce, signs a
+//!   call once while it may still execute (a lost connection resubmits the same bytes or finds
+//!   them on chain), and waits for finalization no longer than the transaction's mortality.
+//! - [`DispatchFailure`]: what the chain refused, by name for people and as the generated error
+//!   enum for code ([`DispatchFailure::deployments`], [`DispatchFailure::grid`], ...).
 //! - [`events`]: every finalized block from a given number on, decoded into [`ChainEvent`]s, once
 //!   each and in order, across disconnects and node restarts.
 //! - [`multisig`]: groups with `pallet-multisig`: the group account, open proposals with their
@@ -22,7 +26,7 @@ mod submit;
 
 pub use client::{ChainClient, Contract, ContractState, Farm, Node};
 pub use config::ZosConfig;
-pub use error::{ChainError, DispatchFailure};
+pub use error::{ChainError, DeploymentsError, DispatchFailure, GridError, PalletError};
 pub use events::{ChainEvent, FinalizedBlock};
-pub use submit::{Submitter, TxOutcome};
+pub use submit::{Submitter, TxOutcome, DEADLINE_SLACK, DEFAULT_MORTALITY};
 pub use subxt::utils::{AccountId32, MultiAddress, Static, H256};

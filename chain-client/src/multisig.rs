@@ -823,7 +823,9 @@ pub async fn approve<S: Signer<ZosConfig> + Send + Sync + 'static>(
         })?
         .map_err(subxt_err)?;
     let metadata = metadata(client).await?;
-    let result = executed.result.map_err(|e| inner_failure(&e, &metadata));
+    let result = executed
+        .result
+        .map_err(|e| DispatchFailure::from_runtime(&e, &metadata));
     Ok(Approval::Executed {
         call: Box::new(open.call),
         result,
@@ -849,32 +851,6 @@ pub async fn withdraw<S: Signer<ZosConfig> + Send + Sync + 'static>(
     }
     let payload = cancel_as_multi(group, &me, open.when, call_hash)?;
     Ok(submitter.submit(&payload).await?)
-}
-
-/// The pallet error of a dispatch that failed inside a group call, by name.
-fn inner_failure(
-    e: &api::runtime_types::sp_runtime::DispatchError,
-    metadata: &Metadata,
-) -> DispatchFailure {
-    use api::runtime_types::sp_runtime::DispatchError as E;
-    match e {
-        E::Module(m) => {
-            let pallet = metadata.pallet_by_error_index(m.index);
-            let variant = pallet
-                .as_ref()
-                .and_then(|p| p.error_variant_by_index(m.error[0]));
-            DispatchFailure {
-                pallet: pallet.map_or_else(|| format!("pallet #{}", m.index), |p| p.name().into()),
-                error: variant.map_or_else(|| format!("error #{}", m.error[0]), |v| v.name.clone()),
-                docs: variant.map(|v| v.docs.join(" ")).unwrap_or_default(),
-            }
-        }
-        other => DispatchFailure {
-            pallet: "System".into(),
-            error: format!("{other:?}"),
-            docs: String::new(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::{Context, Result};
 use subxt::utils::{MultiAddress, Static};
-use zos_chain_client::{api, events, keys::NodeKey, keys::UserKey, ChainClient, ChainEvent};
+use zos_chain_client::{
+    api, events, keys::NodeKey, keys::UserKey, ChainClient, ChainEvent, DeploymentsError,
+};
 use zos_contracts::{file::DeploymentFile, Capacity, Deployment};
 use zos_testkit::{wait_until, ChainNode};
 
@@ -229,10 +231,16 @@ async fn a_refused_call_comes_back_as_the_named_pallet_error() -> Result<()> {
         .await
         .err()
         .context("a contract on an unknown node is refused")?;
-    let failure = e.dispatch().context("a dispatch error")?;
+    let failure = e
+        .dispatch()
+        .with_context(|| format!("a dispatch error, not: {e}"))?;
     assert_eq!(
-        (failure.pallet.as_str(), failure.error.as_str()),
+        (failure.pallet.as_str(), failure.error.name()),
         ("Deployments", "UnknownNode")
+    );
+    assert!(
+        matches!(failure.deployments(), Some(DeploymentsError::UnknownNode)),
+        "decoded into the generated enum: {failure:?}"
     );
     // The nonce is still right after a refusal.
     bob.submit(&api::tx().system().remark(b"still fine".to_vec()))
@@ -256,10 +264,16 @@ async fn two_hundred_concurrent_transactions_from_one_key() -> Result<()> {
         })
         .collect();
     let mut hashes = BTreeSet::new();
-    for t in tasks {
-        let outcome = t.await??;
-        hashes.insert(outcome.tx_hash);
+    let mut failures = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await? {
+            Ok(outcome) => {
+                hashes.insert(outcome.tx_hash);
+            }
+            Err(e) => failures.push(format!("remark {i}: {e}")),
+        }
     }
+    assert!(failures.is_empty(), "failed submissions: {failures:#?}");
     assert_eq!(hashes.len(), 200, "every transaction finalized once");
     assert_eq!(
         client.next_nonce(&charlie.account()).await?,

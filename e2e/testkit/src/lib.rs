@@ -4,6 +4,8 @@
 //! - [`ChainNode`]: a real `zos-chain` process on free ports, killed (with its process group)
 //!   when dropped, whose log tail is printed if the test fails.
 //! - [`registry::Registry`]: a real OCI registry on a free loopback port.
+//! - [`proxy::CuttingProxy`]: a TCP proxy in front of a node's RPC that cuts a connection at a
+//!   chosen reply (e.g. right after the node took a transaction).
 
 use std::{
     collections::VecDeque,
@@ -15,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod proxy;
 pub mod registry;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -273,6 +276,15 @@ impl ChainNode {
         let header: serde_json::Value =
             client.request("chain_getHeader", rpc_params![hash]).await?;
         parse_number(&header)
+    }
+
+    /// How many transactions the node's pool holds.
+    pub async fn pending_transactions(&self) -> Result<usize> {
+        let pending: Vec<String> = self
+            .client()?
+            .request("author_pendingExtrinsics", rpc_params![])
+            .await?;
+        Ok(pending.len())
     }
 
     /// The number of the best block.

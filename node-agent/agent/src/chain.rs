@@ -142,9 +142,12 @@ pub async fn register(
 
 /// A refusal that retrying cannot change: the configuration must.
 fn is_permanent(e: &anyhow::Error) -> bool {
+    use zos_chain_client::GridError;
     matches!(
-        e.downcast_ref::<ChainError>(),
-        Some(ChainError::Dispatch(f)) if matches!(f.error.as_str(), "InvalidEndpoint" | "NoCapacity")
+        e.downcast_ref::<ChainError>()
+            .and_then(ChainError::dispatch)
+            .and_then(|f| f.grid()),
+        Some(GridError::InvalidEndpoint | GridError::NoCapacity)
     )
 }
 

@@ -541,10 +541,22 @@ pub async fn approve(
             result: Err(failure),
             ..
         } => {
-            let hint = if failure.error == "InsufficientBalance"
-                || failure.pallet == "Balances"
-                || failure.error.contains("Funds")
-            {
+            // The group's own funds ran short: its balance, its deposit, a contract's deposit.
+            let unfunded = matches!(
+                failure.module(),
+                Some(
+                    api::Error::Balances(_)
+                        | api::Error::Deployments(
+                            zos_chain_client::DeploymentsError::InsufficientBalance
+                        )
+                )
+            ) || matches!(
+                failure.runtime(),
+                Some(api::DispatchError::Token(
+                    api::runtime_types::sp_runtime::TokenError::FundsUnavailable
+                ))
+            );
+            let hint = if unfunded {
                 format!(
                     "; fund the group with `zosctl transfer {} 10` and propose again",
                     group.account()

@@ -15,7 +15,7 @@ use zos_chain_client::{
         },
     },
     keys::NodeKey,
-    ChainError, Submitter,
+    ChainError, DeploymentsError, DispatchFailure, GridError, Submitter,
 };
 
 use super::outbox::{Entry, Outbox, StateLine, Usage};
@@ -132,20 +132,31 @@ impl Sender {
                 tracing::debug!(contract, version, "workload states reported");
                 Sent::Done
             }
-            Err(ChainError::Dispatch(f)) if f.error == "ReportTooEarly" => {
+            Err(ChainError::Dispatch(f))
+                if matches!(f.deployments(), Some(DeploymentsError::ReportTooEarly)) =>
+            {
                 Sent::Later(REPORT_INTERVAL)
             }
             Err(ChainError::Dispatch(f))
                 if matches!(
-                    f.error.as_str(),
-                    "ContractNotFound" | "NotContractNode" | "UnknownVersion" | "StaleReport"
+                    f.deployments(),
+                    Some(
+                        DeploymentsError::ContractNotFound
+                            | DeploymentsError::NotContractNode
+                            | DeploymentsError::UnknownVersion
+                            | DeploymentsError::StaleReport
+                    )
                 ) =>
             {
                 tracing::info!(contract, reason = %f.error, "state report no longer wanted by the chain");
                 Sent::Done
             }
             // The chain has these states already (a report resent after a restart).
-            Err(ChainError::Dispatch(f)) if f.error == "EmptyReport" => Sent::Done,
+            Err(ChainError::Dispatch(f))
+                if matches!(f.deployments(), Some(DeploymentsError::EmptyReport)) =>
+            {
+                Sent::Done
+            }
             Err(e) => {
                 tracing::warn!(contract, error = %e, "state report not sent yet");
                 Sent::Later(RETRY)
@@ -197,12 +208,17 @@ impl Sender {
                 self.outbox.state().delete_outbox(key)?;
                 Ok(Sent::Done)
             }
-            Err(ChainError::Dispatch(f)) if f.error == "ReportTooEarly" => {
+            Err(ChainError::Dispatch(f))
+                if matches!(f.deployments(), Some(DeploymentsError::ReportTooEarly)) =>
+            {
                 self.drop_counted(key, &mut items, &baseline).await?;
                 Ok(Sent::Later(REPORT_INTERVAL))
             }
             Err(ChainError::Dispatch(f))
-                if matches!(f.error.as_str(), "ContractNotFound" | "NotContractNode") =>
+                if matches!(
+                    f.deployments(),
+                    Some(DeploymentsError::ContractNotFound | DeploymentsError::NotContractNode)
+                ) =>
             {
                 // Contracts that ended since: what they used is no longer billed to anyone.
                 let node = *self.view.node();
@@ -230,7 +246,7 @@ impl Sender {
                 )?;
                 Ok(Sent::Later(Duration::ZERO))
             }
-            Err(ChainError::Dispatch(f)) if is_over_reservation(&f.error) => {
+            Err(ChainError::Dispatch(f)) if is_over_reservation(&f) => {
                 self.isolate(key, items, baseline).await
             }
             Err(e) => {
@@ -256,7 +272,7 @@ impl Sender {
                 .report_consumption(BoundedVec(vec![(id, consumption(&usage))]));
             match self.submitter.submit(&call).await {
                 Ok(_) => {}
-                Err(ChainError::Dispatch(f)) if is_over_reservation(&f.error) => {
+                Err(ChainError::Dispatch(f)) if is_over_reservation(&f) => {
                     tracing::error!(
                         contract = id,
                         reason = %f.error,
@@ -381,17 +397,27 @@ pub async fn uptime(submitter: Submitter<NodeKey>, period: Duration) {
             .await
         {
             Ok(_) => tracing::debug!(uptime = up, "uptime reported"),
-            Err(ChainError::Dispatch(f)) if f.error == "ReportTooEarly" => {}
+            // Too early: the next report, a period later, carries the newer figure.
+            Err(ChainError::Dispatch(f)) if is_uptime_too_early(&f) => {}
             Err(e) => tracing::warn!(error = %e, "uptime not reported"),
         }
     }
 }
 
+/// The chain's refusal of an uptime report that came before `Grid`'s interval had passed.
+fn is_uptime_too_early(f: &DispatchFailure) -> bool {
+    matches!(f.grid(), Some(GridError::ReportTooEarly))
+}
+
 /// The chain's refusals of consumption beyond what a contract reserved.
-fn is_over_reservation(error: &str) -> bool {
+fn is_over_reservation(f: &DispatchFailure) -> bool {
     matches!(
-        error,
-        "CpuOverReservation" | "MemoryOverReservation" | "NetworkOverBound"
+        f.deployments(),
+        Some(
+            DeploymentsError::CpuOverReservation
+                | DeploymentsError::MemoryOverReservation
+                | DeploymentsError::NetworkOverBound
+        )
     )
 }
 
