@@ -292,39 +292,13 @@ impl ChainClient {
 
     /// A contract, with its deployment decoded.
     pub async fn contract(&self, id: u64, at: Option<u64>) -> Result<Option<Contract>, ChainError> {
-        let at = self.at(at).await?;
-        let c = at
-            .storage()
-            .try_fetch(api::storage().deployments().contracts(), (id,))
-            .await
-            .map_err(subxt_err)?;
-        let Some(c) = c else { return Ok(None) };
-        let c = c.decode().map_err(subxt_err)?;
-        let encoded = at
-            .storage()
-            .try_fetch(api::storage().deployments().contract_deployment(), (id,))
-            .await
-            .map_err(subxt_err)?
-            .ok_or_else(|| ChainError::Decode(format!("contract {id} has no deployment")))?
-            .decode()
-            .map_err(subxt_err)?;
-        let deployment = Deployment::decode_bounded(&encoded.0)
-            .map_err(|e| ChainError::Decode(format!("contract {id}: {e}")))?;
-        use api::runtime_types::pallet_deployments::types::ContractState as S;
-        let state = match c.state {
-            S::Active => ContractState::Active,
-            S::GracePeriod { since } => ContractState::GracePeriod { since },
-        };
-        Ok(Some(Contract {
-            id,
-            owner: c.owner,
-            node: c.node,
-            deployment,
-            hash: c.hash,
-            capacity: c.capacity.0,
-            state,
-            unpaid: c.unpaid,
-        }))
+        contract_in(&self.at(at).await?, id).await
+    }
+
+    /// A contract at the finalized head, with that head's number: how fresh the answer is.
+    pub async fn contract_at_head(&self, id: u64) -> Result<(u64, Option<Contract>), ChainError> {
+        let at = self.at(None).await?;
+        Ok((at.block_number(), contract_in(&at, id).await?))
     }
 
     /// The ids of the contracts naming `node`.
@@ -538,4 +512,40 @@ impl ChainClient {
             .entry(api::constants().grid().offline_after())
             .map_err(subxt_err)
     }
+}
+
+/// Contract `id` in block `at`, with its deployment decoded.
+async fn contract_in(at: &AtBlock, id: u64) -> Result<Option<Contract>, ChainError> {
+    let c = at
+        .storage()
+        .try_fetch(api::storage().deployments().contracts(), (id,))
+        .await
+        .map_err(subxt_err)?;
+    let Some(c) = c else { return Ok(None) };
+    let c = c.decode().map_err(subxt_err)?;
+    let encoded = at
+        .storage()
+        .try_fetch(api::storage().deployments().contract_deployment(), (id,))
+        .await
+        .map_err(subxt_err)?
+        .ok_or_else(|| ChainError::Decode(format!("contract {id} has no deployment")))?
+        .decode()
+        .map_err(subxt_err)?;
+    let deployment = Deployment::decode_bounded(&encoded.0)
+        .map_err(|e| ChainError::Decode(format!("contract {id}: {e}")))?;
+    use api::runtime_types::pallet_deployments::types::ContractState as S;
+    let state = match c.state {
+        S::Active => ContractState::Active,
+        S::GracePeriod { since } => ContractState::GracePeriod { since },
+    };
+    Ok(Some(Contract {
+        id,
+        owner: c.owner,
+        node: c.node,
+        deployment,
+        hash: c.hash,
+        capacity: c.capacity.0,
+        state,
+        unpaid: c.unpaid,
+    }))
 }

@@ -88,11 +88,7 @@ impl ChainView {
 impl Chain for ChainView {
     async fn contract(&self, id: u64) -> anyhow::Result<ChainAnswer> {
         let (block, contract) = self
-            .read(|c| async move {
-                // One block for both: the number says how fresh the answer is.
-                let block = c.finalized_number().await?;
-                Ok((block, c.contract(id, Some(block)).await?))
-            })
+            .read(|c| async move { c.contract_at_head(id).await })
             .await?;
         Ok(ChainAnswer {
             block,
