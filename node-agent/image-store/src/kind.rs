@@ -60,11 +60,11 @@ impl fmt::Display for PullErrorKind {
     }
 }
 
-impl RegistryError {
-    /// What kind of failure this is.
-    pub fn kind(&self) -> PullErrorKind {
+/// What kind of failure a registry error is.
+pub(crate) fn registry_kind(e: &RegistryError) -> PullErrorKind {
+    {
         use RegistryError as E;
-        match self {
+        match e {
             E::Client { .. } | E::HttpClient { .. } | E::Write { .. } => PullErrorKind::NodeError,
             E::Unreachable { .. } => PullErrorKind::Unreachable,
             E::NotFound { .. } => PullErrorKind::NotFound,
@@ -117,7 +117,7 @@ impl PullError {
     pub fn kind(&self) -> PullErrorKind {
         use PullError as E;
         match self {
-            E::Registry(e) => e.kind(),
+            E::Registry(e) => registry_kind(e),
             E::Unpack { source, .. } => source.kind(),
             E::Store(_) => PullErrorKind::NodeError,
             E::InvalidConfig { .. } | E::LayerCountMismatch { .. } => PullErrorKind::InvalidImage,

@@ -11,46 +11,10 @@ use std::time::Instant;
 use crate::content::{ContentError, ContentStore, Meta, PendingSync};
 use crate::digest::{Digest, DigestReader};
 use crate::tree::{Entry, EntryKind, ImageTree, LayerChanges};
-
-pub(crate) const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-pub(crate) const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub(crate) const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub(crate) const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub(crate) const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub use zos_oci::media::Compression;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (the most widely supported).
-    #[default]
-    Gzip,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// The compression of a layer media type, or `None` for a type that is not a layer tar.
-    pub fn of_media_type(media_type: &str) -> Option<Self> {
-        match media_type {
-            OCI_LAYER_TAR
-            | DOCKER_LAYER_TAR
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(Self::None),
-            OCI_LAYER_GZIP
-            | DOCKER_LAYER_GZIP
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Self::Gzip),
-            OCI_LAYER_ZSTD
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-}
 
 /// Errors reading a layer.
 #[derive(Debug, thiserror::Error)]
@@ -533,6 +497,7 @@ fn read_entry<R: Read>(
 mod tests {
     use super::*;
     use std::fs;
+    use zos_oci::media::{DOCKER_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD};
 
     struct Fixture {
         _root: tempfile::TempDir,
@@ -822,5 +787,104 @@ mod tests {
             Some(Compression::None)
         );
         assert_eq!(Compression::of_media_type("application/json"), None);
+    }
+}
+
+#[cfg(test)]
+mod push_tests {
+    //! Layers `zos_oci::push` builds read back to the tree they were built from.
+
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    use zos_oci::media::OCI_LAYER_ZSTD;
+    use zos_oci::push::build_layer;
+
+    use super::*;
+    use crate::content::{ContentStore, PendingSync};
+    use crate::tree::{EntryKind, ImageTree};
+
+    fn source_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(
+            root.join("usr/bin/tool"),
+            fs::Permissions::from_mode(0o4711),
+        )
+        .unwrap();
+        fs::hard_link(root.join("usr/bin/tool"), root.join("usr/bin/tool2")).unwrap();
+        symlink("tool", root.join("usr/bin/alias")).unwrap();
+        fs::write(root.join("empty"), b"").unwrap();
+        std::os::unix::fs::chown(root.join("empty"), Some(1234), Some(4321)).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o640),
+            0,
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn built_layer_is_reproducible_and_reads_back_to_the_same_tree() {
+        let src = source_dir();
+        let out = tempfile::tempdir().unwrap();
+        let a = build_layer(
+            src.path(),
+            Compression::Zstd,
+            OCI_LAYER_ZSTD,
+            &out.path().join("a"),
+        )
+        .unwrap();
+        let b = build_layer(
+            src.path(),
+            Compression::Zstd,
+            OCI_LAYER_ZSTD,
+            &out.path().join("b"),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.file_bytes, 18);
+        assert_eq!(
+            a.blob.size,
+            fs::metadata(out.path().join("a")).unwrap().len()
+        );
+        assert_eq!(
+            a.blob.digest,
+            Digest::of(&fs::read(out.path().join("a")).unwrap())
+        );
+
+        let store_dir = tempfile::tempdir().unwrap();
+        fs::create_dir(store_dir.path().join("c")).unwrap();
+        fs::create_dir(store_dir.path().join("t")).unwrap();
+        let store = ContentStore::new(store_dir.path().join("c"), store_dir.path().join("t"));
+        let mut tree = ImageTree::default();
+        let read = read_layer_file(
+            &out.path().join("a"),
+            OCI_LAYER_ZSTD,
+            &tree,
+            &store,
+            &mut PendingSync::default(),
+            &mut Budget::unlimited(),
+        )
+        .unwrap();
+        assert_eq!(read.diff_id, a.diff_id);
+        tree.apply(read.changes);
+        let tool = tree.get("usr/bin/tool").unwrap();
+        assert_eq!(tool.mode, 0o4711);
+        assert_eq!(tree.get("usr/bin/tool2"), Some(tool));
+        assert_eq!(
+            tree.get("usr/bin/alias").unwrap().kind,
+            EntryKind::Symlink {
+                target: "tool".into()
+            }
+        );
+        let empty = tree.get("empty").unwrap();
+        assert_eq!((empty.uid, empty.gid), (1234, 4321));
+        assert_eq!(tree.get("fifo").unwrap().kind, EntryKind::Fifo);
     }
 }

@@ -13,7 +13,8 @@
 //!   entries, a stall timeout, an overall deadline); [`PullError::kind`] says what kind of
 //!   failure a pull was, in words safe to publish ([`PullErrorKind`]).
 //! - [`Store::gc`] removes images no workload used for a given time and contents no image needs.
-//! - [`push`] builds an OCI image from directories and pushes it, for tests and `zosctl image push`.
+//! - [`push`] (from `zos-oci`) builds an OCI image from directories and pushes it, for tests and
+//!   `zos-image push`; `zosctl image push` uses `zos-oci` directly.
 //!
 //! On-disk layout under the store root (one filesystem, since the lower trees are hardlinks):
 //!
@@ -31,28 +32,25 @@
 //! (`tokio::task::spawn_blocking`) when inside a runtime.
 
 mod content;
-mod digest;
-mod fsutil;
 mod kind;
 mod layer;
-mod limits;
-pub mod push;
-mod reference;
-mod registry;
 mod rootfs;
 mod store;
 mod tree;
 mod verify;
 
+// Digests, references, the registry client and image building live in `zos-oci`, which the
+// user's tool shares without linking the node.
+pub use zos_oci::{digest, fsutil, limits, push, reference, registry};
+
 pub use content::ContentError;
-pub use digest::{ContentHash, Digest, InvalidDigest};
-pub use fsutil::FsError;
 pub use kind::PullErrorKind;
-pub use layer::{Compression, UnpackError};
-pub use limits::Limits;
-pub use reference::{ImageReference, ReferenceError};
-pub use registry::{Descriptor, RegistryClient, RegistryError};
+pub use layer::UnpackError;
 pub use rootfs::{Lease, Rootfs, RootfsError};
 pub use store::{GcReport, ImageRecord, LayerRecord, PullError, Store, StoreError, StoreStats};
 pub use tree::{Entry, EntryKind, ImageTree};
 pub use verify::{verify_tree, Problem, VerifyError, VerifyReport};
+pub use zos_oci::{
+    Compression, ContentHash, Descriptor, Digest, FsError, ImageReference, InvalidDigest, Limits,
+    ReferenceError, RegistryClient, RegistryError,
+};

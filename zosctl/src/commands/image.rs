@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use zos_image_store::push::{push_dirs, PushOptions};
+use zos_oci::push::{push_dirs, PushOptions};
 
 use crate::{ctx::Out, exit::invalid};
 

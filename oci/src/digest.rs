@@ -90,27 +90,30 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// Computes a [`Digest`] incrementally.
 #[derive(Default)]
-pub(crate) struct DigestHasher(sha2::Sha256);
+pub struct DigestHasher(sha2::Sha256);
 
 impl DigestHasher {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
+    /// Hashes `bytes` on.
+    pub fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
 
-    pub(crate) fn finish(self) -> Digest {
+    /// The digest of everything hashed.
+    pub fn finish(self) -> Digest {
         Digest::from_sha256(self.0.finalize().as_slice())
     }
 }
 
 /// A reader that computes the [`Digest`] and length of everything read through it.
-pub(crate) struct DigestReader<R> {
+pub struct DigestReader<R> {
     inner: R,
     hasher: DigestHasher,
     len: u64,
 }
 
 impl<R: io::Read> DigestReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> Self {
         Self {
             inner,
             hasher: DigestHasher::default(),
@@ -119,7 +122,7 @@ impl<R: io::Read> DigestReader<R> {
     }
 
     /// Reads the rest of the stream, then returns its digest and length.
-    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64)> {
+    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
         io::copy(&mut self, &mut io::sink())?;
         Ok((self.hasher.finish(), self.len))
     }
@@ -135,14 +138,15 @@ impl<R: io::Read> io::Read for DigestReader<R> {
 }
 
 /// A writer that computes the [`Digest`] and length of everything written through it.
-pub(crate) struct DigestWriter<W> {
+pub struct DigestWriter<W> {
     inner: W,
     hasher: DigestHasher,
     len: u64,
 }
 
 impl<W: io::Write> DigestWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
+    /// Hashes what is written to `inner`.
+    pub fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: DigestHasher::default(),
@@ -150,7 +154,8 @@ impl<W: io::Write> DigestWriter<W> {
         }
     }
 
-    pub(crate) fn finish(self) -> (W, Digest, u64) {
+    /// The writer, the digest and the length of what was written.
+    pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, self.hasher.finish(), self.len)
     }
 }

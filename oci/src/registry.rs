@@ -27,14 +27,13 @@ use crate::limits::Limits;
 use crate::reference::{is_loopback_registry, ImageReference};
 
 /// OCI image manifest.
-pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
-pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker image manifest, schema 2.
-pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
-pub(crate) const DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The `Accept` header of manifest requests.
 const ACCEPTED_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -84,12 +83,15 @@ struct Platform {
 
 /// An image manifest, checked against its digest.
 #[derive(Debug, Clone)]
-pub(crate) struct ImageManifest {
+pub struct ImageManifest {
     /// Digest of this image manifest (differs from the pinned one when that is an index).
-    pub(crate) digest: Digest,
-    pub(crate) media_type: String,
-    pub(crate) config: Descriptor,
-    pub(crate) layers: Vec<Descriptor>,
+    pub digest: Digest,
+    /// Its media type (OCI or Docker).
+    pub media_type: String,
+    /// The image's config blob.
+    pub config: Descriptor,
+    /// Its layers, bottom first.
+    pub layers: Vec<Descriptor>,
 }
 
 /// Errors talking to a registry.
@@ -252,7 +254,7 @@ pub enum RegistryError {
 }
 
 /// The OCI `architecture` of this machine.
-pub(crate) fn oci_architecture() -> &'static str {
+pub fn oci_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -473,7 +475,7 @@ impl RegistryClient {
 
     /// Fetches the manifest `reference` pins, checked against the pinned digest; an image index
     /// is resolved to the image for this machine's platform, checked against the index's entry.
-    pub(crate) async fn fetch_image_manifest(
+    pub async fn fetch_image_manifest(
         &self,
         reference: &ImageReference,
         limits: &Limits,
@@ -565,7 +567,7 @@ impl RegistryClient {
     }
 
     /// Streams a blob into `out`, checking its length as it arrives and its digest at the end.
-    pub(crate) async fn fetch_blob<W: AsyncWrite + Unpin>(
+    pub async fn fetch_blob<W: AsyncWrite + Unpin>(
         &self,
         reference: &ImageReference,
         blob: &Descriptor,
@@ -626,7 +628,7 @@ impl RegistryClient {
 
     /// Uploads a blob from a file in one `POST` + `PUT`, unless the repository has it already.
     /// Returns whether it was uploaded.
-    pub(crate) async fn push_blob_file(
+    pub async fn push_blob_file(
         &self,
         registry: &str,
         repository: &str,
@@ -665,7 +667,7 @@ impl RegistryClient {
     }
 
     /// Uploads a manifest under `tag`; returns its digest.
-    pub(crate) async fn push_manifest(
+    pub async fn push_manifest(
         &self,
         registry: &str,
         repository: &str,
@@ -734,7 +736,7 @@ mod tests {
         let body = format!(
             r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"{}","digest":"{}","size":3,"urls":["http://example.com/x"]}}]}}"#,
             digest(1),
-            crate::layer::OCI_LAYER_GZIP,
+            crate::media::OCI_LAYER_GZIP,
             digest(2)
         );
         let doc: ManifestDoc = serde_json::from_str(&body).unwrap();

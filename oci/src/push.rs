@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::digest::{Digest, DigestWriter};
 use crate::fsutil::{FsError, IoContext};
-pub use crate::layer::Compression;
-use crate::layer::{
+pub use crate::media::Compression;
+use crate::media::{
     DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD,
 };
 use crate::reference::ImageReference;
@@ -499,93 +499,6 @@ pub async fn push_dirs_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::{ContentStore, PendingSync};
-    use crate::tree::{EntryKind, ImageTree};
-    use std::os::unix::fs::{symlink, PermissionsExt};
-
-    fn source_dir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("usr/bin")).unwrap();
-        fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
-        fs::set_permissions(
-            root.join("usr/bin/tool"),
-            fs::Permissions::from_mode(0o4711),
-        )
-        .unwrap();
-        fs::hard_link(root.join("usr/bin/tool"), root.join("usr/bin/tool2")).unwrap();
-        symlink("tool", root.join("usr/bin/alias")).unwrap();
-        fs::write(root.join("empty"), b"").unwrap();
-        std::os::unix::fs::chown(root.join("empty"), Some(1234), Some(4321)).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            root.join("fifo"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o640),
-            0,
-        )
-        .unwrap();
-        dir
-    }
-
-    #[test]
-    fn built_layer_is_reproducible_and_reads_back_to_the_same_tree() {
-        let src = source_dir();
-        let out = tempfile::tempdir().unwrap();
-        let a = build_layer(
-            src.path(),
-            Compression::Zstd,
-            OCI_LAYER_ZSTD,
-            &out.path().join("a"),
-        )
-        .unwrap();
-        let b = build_layer(
-            src.path(),
-            Compression::Zstd,
-            OCI_LAYER_ZSTD,
-            &out.path().join("b"),
-        )
-        .unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.file_bytes, 18);
-        assert_eq!(
-            a.blob.size,
-            fs::metadata(out.path().join("a")).unwrap().len()
-        );
-        assert_eq!(
-            a.blob.digest,
-            Digest::of(&fs::read(out.path().join("a")).unwrap())
-        );
-
-        let store_dir = tempfile::tempdir().unwrap();
-        fs::create_dir(store_dir.path().join("c")).unwrap();
-        fs::create_dir(store_dir.path().join("t")).unwrap();
-        let store = ContentStore::new(store_dir.path().join("c"), store_dir.path().join("t"));
-        let mut tree = ImageTree::default();
-        let read = crate::layer::read_layer_file(
-            &out.path().join("a"),
-            OCI_LAYER_ZSTD,
-            &tree,
-            &store,
-            &mut PendingSync::default(),
-            &mut crate::layer::Budget::unlimited(),
-        )
-        .unwrap();
-        assert_eq!(read.diff_id, a.diff_id);
-        tree.apply(read.changes);
-        let tool = tree.get("usr/bin/tool").unwrap();
-        assert_eq!(tool.mode, 0o4711);
-        assert_eq!(tree.get("usr/bin/tool2"), Some(tool));
-        assert_eq!(
-            tree.get("usr/bin/alias").unwrap().kind,
-            EntryKind::Symlink {
-                target: "tool".into()
-            }
-        );
-        let empty = tree.get("empty").unwrap();
-        assert_eq!((empty.uid, empty.gid), (1234, 4321));
-        assert_eq!(tree.get("fifo").unwrap().kind, EntryKind::Fifo);
-    }
 
     #[test]
     fn docker_format_refuses_zstd() {

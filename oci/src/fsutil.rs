@@ -16,7 +16,8 @@ pub struct FsError {
 }
 
 impl FsError {
-    pub(crate) fn new(op: &'static str, path: &Path, source: io::Error) -> Self {
+    /// `op` on `path` failed with `source`.
+    pub fn new(op: &'static str, path: &Path, source: io::Error) -> Self {
         Self {
             op,
             path: path.to_owned(),
@@ -41,7 +42,8 @@ impl FsError {
 }
 
 /// Attaches the operation and path to an I/O error.
-pub(crate) trait IoContext<T> {
+pub trait IoContext<T> {
+    /// The error, if any, as `op` on `path`.
     fn fs(self, op: &'static str, path: &Path) -> Result<T, FsError>;
 }
 
@@ -58,7 +60,7 @@ impl<T> IoContext<T> for rustix::io::Result<T> {
 }
 
 /// Creates `path` (not its parents) readable by root only; an existing directory is fine.
-pub(crate) fn create_private_dir(path: &Path) -> Result<(), FsError> {
+pub fn create_private_dir(path: &Path) -> Result<(), FsError> {
     match DirBuilder::new().mode(0o700).create(path) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         other => other.fs("create directory", path),
@@ -66,14 +68,14 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<(), FsError> {
 }
 
 /// Makes the entries of a directory durable.
-pub(crate) fn fsync_dir(path: &Path) -> Result<(), FsError> {
+pub fn fsync_dir(path: &Path) -> Result<(), FsError> {
     File::open(path)
         .and_then(|d| d.sync_all())
         .fs("sync directory", path)
 }
 
 /// Replaces `path` with `bytes` so that a reader or a crash sees either the old or the new file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -88,7 +90,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 }
 
 /// Reads a file, or `None` if it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -97,7 +99,7 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
 }
 
 /// Removes a file; a missing file is fine.
-pub(crate) fn remove_file_if_exists(path: &Path) -> Result<(), FsError> {
+pub fn remove_file_if_exists(path: &Path) -> Result<(), FsError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FsError::new("remove", path, e)),
         _ => Ok(()),
@@ -105,7 +107,7 @@ pub(crate) fn remove_file_if_exists(path: &Path) -> Result<(), FsError> {
 }
 
 /// Removes a directory tree (without following symlinks); a missing one is fine.
-pub(crate) fn remove_tree_if_exists(path: &Path) -> Result<(), FsError> {
+pub fn remove_tree_if_exists(path: &Path) -> Result<(), FsError> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FsError::new("remove", path, e)),
         _ => Ok(()),
@@ -114,13 +116,13 @@ pub(crate) fn remove_tree_if_exists(path: &Path) -> Result<(), FsError> {
 
 /// An flock on the store's lock file, released on drop.
 #[derive(Debug)]
-pub(crate) struct StoreLock {
+pub struct StoreLock {
     _file: File,
 }
 
 impl StoreLock {
     /// Blocks until the lock is held, shared or exclusive.
-    pub(crate) fn acquire(path: &Path, exclusive: bool) -> Result<Self, FsError> {
+    pub fn acquire(path: &Path, exclusive: bool) -> Result<Self, FsError> {
         use rustix::fs::{flock, FlockOperation};
         let file = fs::OpenOptions::new()
             .read(true)

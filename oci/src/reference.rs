@@ -78,14 +78,15 @@ impl ImageReference {
     }
 
     /// The same repository at another digest (an image index's platform manifest).
-    pub(crate) fn with_digest(&self, digest: Digest) -> Self {
+    pub fn with_digest(&self, digest: Digest) -> Self {
         Self {
             digest,
             ..self.clone()
         }
     }
 
-    pub(crate) fn to_oci(&self) -> oci_client::Reference {
+    /// As `oci-client` spells it.
+    pub fn to_oci(&self) -> oci_client::Reference {
         oci_client::Reference::with_digest(
             self.registry.clone(),
             self.repository.clone(),
@@ -115,7 +116,7 @@ impl FromStr for ImageReference {
 
 /// Whether `host[:port]` names this machine: `localhost`, `127.0.0.0/8` or `[::1]`. Only these
 /// registries are spoken to over plain HTTP.
-pub(crate) fn is_loopback_registry(registry: &str) -> bool {
+pub fn is_loopback_registry(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         match rest.split_once(']') {
             Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
