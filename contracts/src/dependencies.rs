@@ -3,9 +3,37 @@
 
 use alloc::vec::Vec;
 
-use crate::{Deployment, Workload, WorkloadSpec};
+use crate::{Deployment, RestartPolicy, Workload, WorkloadKind, WorkloadSpec};
+
+impl WorkloadKind {
+    /// The kinds a workload of this kind can depend on. A node removes workloads of a kind before
+    /// those of the kinds it depends on, also when it no longer knows their deployment.
+    pub fn depends_on_kinds(self) -> &'static [WorkloadKind] {
+        match self {
+            WorkloadKind::Container => &[WorkloadKind::Volume, WorkloadKind::Network],
+            WorkloadKind::VirtualMachine => &[WorkloadKind::Disk, WorkloadKind::Network],
+            WorkloadKind::Volume | WorkloadKind::Disk | WorkloadKind::Network => &[],
+        }
+    }
+
+    /// Whether a workload of this kind runs (has a process that can exit), rather than exists.
+    pub fn runs(self) -> bool {
+        matches!(self, WorkloadKind::Container | WorkloadKind::VirtualMachine)
+    }
+}
 
 impl Workload {
+    /// What the node does when this workload's process ends; `None` for workloads that do not
+    /// run. A VM is always restarted: a guest that powers off or crashes comes back (with
+    /// backoff); canceling the contract is how it ends.
+    pub fn restart_policy(&self) -> Option<RestartPolicy> {
+        match &self.spec {
+            WorkloadSpec::Container(c) => Some(c.restart),
+            WorkloadSpec::VirtualMachine(_) => Some(RestartPolicy::Always),
+            WorkloadSpec::Volume(_) | WorkloadSpec::Disk(_) | WorkloadSpec::Network(_) => None,
+        }
+    }
+
     /// The names of the workloads of the same deployment that must be ready before this one, in
     /// the order the workload names them, each once.
     pub fn depends_on(&self) -> Vec<&[u8]> {

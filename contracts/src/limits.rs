@@ -63,6 +63,9 @@ pub const CONTAINER_MEMORY: (u64, u64) = (16 * MIB, TIB);
 pub const CONTAINER_ROOTFS: (u64, u64) = (64 * MIB, TIB);
 /// The writable root filesystem of a container whose deployment file does not say.
 pub const DEFAULT_CONTAINER_ROOTFS: u64 = 256 * MIB;
+/// A VM's writable root filesystem layer (reserved and billed as SSD with the VM): what must
+/// last, or is large, goes on its disks.
+pub const VM_ROOTFS: u64 = 256 * MIB;
 /// VM vCPUs.
 pub const VM_VCPUS: (u64, u64) = (1, 256);
 /// VM memory, bytes: from 128 MiB to 1 TiB.

@@ -412,8 +412,9 @@ impl Workload {
     /// The capacity this workload reserves on its node.
     ///
     /// CPU in thousandths of a vCPU, as containers state it (a VM's vCPUs count 1000 each);
-    /// memory of containers and VMs; SSD for a container's writable root filesystem, volumes and
-    /// disks; networks reserve nothing.
+    /// memory of containers and VMs; SSD for the writable root filesystem of a container (its
+    /// `rootfs_size`) or a VM ([`limits::VM_ROOTFS`]), volumes and disks; networks reserve
+    /// nothing.
     pub fn capacity(&self) -> Capacity {
         match &self.spec {
             WorkloadSpec::Container(c) => Capacity {
@@ -425,7 +426,8 @@ impl Workload {
             WorkloadSpec::VirtualMachine(vm) => Capacity {
                 cpu_millis: u64::from(vm.vcpus).saturating_mul(1000),
                 mru: vm.memory,
-                ..Capacity::default()
+                sru: limits::VM_ROOTFS,
+                hru: 0,
             },
             WorkloadSpec::Volume(v) => Capacity {
                 sru: v.size,

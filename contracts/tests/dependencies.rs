@@ -91,3 +91,22 @@ fn every_workload_comes_after_what_it_needs_and_otherwise_keeps_its_place() {
     let order = names(d.in_dependency_order().iter().map(|w| &w.name[..]));
     assert_eq!(order, ["data", "app", "other"]);
 }
+
+#[test]
+fn the_kinds_a_workload_names_are_the_kinds_its_kind_depends_on() {
+    use zos_contracts::RestartPolicy;
+    let d = mixed();
+    for w in &d.workloads {
+        let kind = w.spec.kind();
+        for dep in w.depends_on() {
+            let dep = d.workload(dep).expect("named").spec.kind();
+            assert!(
+                kind.depends_on_kinds().contains(&dep),
+                "{kind} depends on a {dep}"
+            );
+        }
+        assert_eq!(w.restart_policy().is_some(), kind.runs(), "{kind}");
+    }
+    let vm = d.workload(b"vm").unwrap();
+    assert_eq!(vm.restart_policy(), Some(RestartPolicy::Always));
+}

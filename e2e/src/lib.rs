@@ -42,6 +42,8 @@ pub struct Grid {
     pub farm_id: u32,
     /// The busybox image, `127.0.0.1:PORT/zos/busybox@sha256:…`.
     pub image: String,
+    /// A busybox image VMs boot ([`push_vm_image`]), `127.0.0.1:PORT/zos/vm@sha256:…`.
+    pub vm_image: String,
 }
 
 impl Grid {
@@ -62,7 +64,9 @@ impl Grid {
             .context("a FarmCreated event")??
             .farm;
         let image = push_busybox(&registry.addr, "zos/busybox").await?;
+        let vm_image = push_vm_image(&registry.addr, "zos/vm", &[]).await?;
         Ok(Grid {
+            vm_image,
             chain,
             registry,
             client,
@@ -264,6 +268,57 @@ pub async fn push_busybox_with(
     files: &[(&str, &str)],
 ) -> Result<String> {
     let dir = busybox_rootfs()?;
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, content)?;
+    }
+    let pushed = push_dirs(
+        &[dir.path().to_path_buf()],
+        &PushOptions::new(registry.to_string(), repository),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("push to {registry}: {e}"))?;
+    Ok(format!("{registry}/{repository}@{}", pushed.digest()))
+}
+
+/// The `/sbin/init` of [`push_vm_image`]'s guests: it says on the console that it runs (with
+/// its hostname, environment, disks and SSH keys, for tests), powers off when the node presses
+/// the power button, and otherwise idles.
+pub const VM_INIT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+echo "zos-vm: $($B hostname) is up"
+echo "zos-vm: env GREETING=[$GREETING] TOKEN=[$TOKEN]"
+for d in /sys/block/vd*; do
+    [ -e "$d" ] && echo "zos-vm: disk $($B cat $d/serial) $($B blockdev --getsize64 /dev/${d##*/}) bytes"
+done
+[ -f /root/.ssh/authorized_keys ] && echo "zos-vm: ssh $($B cat /root/.ssh/authorized_keys)"
+for e in /dev/input/event*; do
+    ( $B head -c 1 "$e" > /dev/null; echo "zos-vm: power button"; $B sync; $B poweroff -f ) &
+done
+echo "zos-vm: ready"
+while true; do $B sleep 60; done
+"#;
+
+/// Builds a busybox image whose `/sbin/init` is [`VM_INIT`], with extra files (path in the
+/// image, content), and pushes it; returns its pinned reference.
+pub async fn push_vm_image(
+    registry: &str,
+    repository: &str,
+    files: &[(&str, &[u8])],
+) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = busybox_rootfs()?;
+    for d in ["sbin", "root"] {
+        std::fs::create_dir_all(dir.path().join(d))?;
+    }
+    let init = dir.path().join("sbin/init");
+    std::fs::write(&init, VM_INIT)?;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
     for (path, content) in files {
         let p = dir.path().join(path);
         if let Some(parent) = p.parent() {
@@ -541,6 +596,9 @@ pub fn leftovers(contract: u64, home: &AgentHome) -> Vec<String> {
             }
         }
     }
+    for pid in processes_naming(&home.run_dir.join("vms").join(&tag).to_string_lossy()) {
+        found.push(format!("process {pid}"));
+    }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mounts.lines() {
         if line.contains(&tag) {
@@ -567,6 +625,29 @@ pub fn leftovers(contract: u64, home: &AgentHome) -> Vec<String> {
         }
     }
     found
+}
+
+/// Live processes whose command line holds `needle` (not this process).
+pub fn processes_naming(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            })
+        })
+        .collect()
 }
 
 /// Removes an agent's containers, mounts and files after a test, whatever state it left.
@@ -615,6 +696,13 @@ pub fn clean_host(home: &AgentHome) {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+    // VMs (QEMU, virtiofsd) run detached from the agent: every process naming the home goes.
+    for pid in processes_naming(&home.root.to_string_lossy()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     // Mounts under the home, deepest first.
     let root = home.root.to_string_lossy().into_owned();

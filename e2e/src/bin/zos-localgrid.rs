@@ -61,6 +61,9 @@ async fn main() -> Result<()> {
                 Some((head, image)) if image.contains("/zos/busybox@") => {
                     format!("{head}image: {}", grid.image)
                 }
+                Some((head, image)) if image.contains("/zos/vm@") => {
+                    format!("{head}image: {}", grid.vm_image)
+                }
                 _ => l.to_string(),
             })
             .collect::<Vec<_>>()

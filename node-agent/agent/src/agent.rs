@@ -8,6 +8,8 @@ use std::{
 use zos_chain_client::keys::NodeKey;
 use zos_host::{
     container::{Containers, ShimCommand},
+    disk::Disks,
+    vm::{self, Accel, VmHost, Vms},
     volume::Volumes,
 };
 use zos_image_store::Store;
@@ -15,7 +17,7 @@ use zos_image_store::Store;
 use crate::{
     capacity,
     chain::{self, ChainView},
-    config::{Config, Periods},
+    config::{self, Config, Periods},
     drivers::{HostDrivers, Layout},
     engine::Engine,
     metering,
@@ -43,14 +45,37 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
 
     let layout = Layout::new(&config.storage_dir, &config.run_dir);
     let images = Store::open(&layout.images)?.with_limits(config.images.limits());
-    let drivers = Arc::new(HostDrivers::new(
+    let drivers = HostDrivers::new(
         images.clone(),
         Containers::new(layout.containers.clone(), shim)?,
         Volumes::new(layout.volumes.clone())?,
         key.clone(),
         config.registries.allow.clone(),
         tokio::runtime::Handle::current(),
-    ));
+    );
+    let drivers = Arc::new(match vm_host(&config.vms, &layout).await {
+        Ok(Some(host)) => {
+            tracing::info!(
+                accel = host.accel.as_str(),
+                tsc_khz = host.tsc_khz,
+                kernel = %host.boot.kernel.display(),
+                "this node runs VMs"
+            );
+            drivers.with_vms(
+                Vms::new(layout.vms.clone(), host)?,
+                Disks::new(layout.disks.clone())?,
+                Duration::from_secs(config.vms.stop_grace),
+            )
+        }
+        Ok(None) => drivers,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "this node cannot run VMs: VM and disk workloads are reported unsupported"
+            );
+            drivers
+        }
+    });
     let capacity = capacity::offered(&config.storage_dir, &config.reserve, &config.capacity)?;
 
     // The chain is pinned by its genesis on first contact: no endpoint of another chain is
@@ -77,7 +102,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     )
     .await?;
 
-    let engine = Engine::new(drivers.clone(), view.clone(), outbox.clone());
+    let engine = Engine::new(drivers.drivers(), view.clone(), outbox.clone());
     {
         // A pull that ends brings the contracts waiting for it back at once.
         let engine = Arc::downgrade(&engine);
@@ -178,6 +203,46 @@ pub async fn collect_images_once(
         );
     }
     Ok(report)
+}
+
+/// The host's VM tooling as `config` says, checked: the default kernel unpacked and its
+/// initramfs made, QEMU and virtiofsd present, the accelerator chosen. `None` when VMs are off.
+async fn vm_host(config: &config::Vms, layout: &Layout) -> anyhow::Result<Option<VmHost>> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    let (config, cache, run) = (config.clone(), layout.vm_boot.clone(), layout.vms.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Option<VmHost>> {
+        for (what, program) in [("QEMU", &config.qemu), ("virtiofsd", &config.virtiofsd)] {
+            let ran = std::process::Command::new(program)
+                .arg("--version")
+                .output()
+                .map_err(|e| anyhow::anyhow!("{what} ({}): {e}", program.display()))?;
+            anyhow::ensure!(
+                ran.status.success(),
+                "{what} ({}) does not run",
+                program.display()
+            );
+        }
+        let boot = vm::boot::prepare(&config.kernel_dir, &config.busybox, &cache)?;
+        let mut host = VmHost {
+            qemu: config.qemu.clone(),
+            virtiofsd: config.virtiofsd.clone(),
+            accel: Accel::Tcg,
+            tsc_khz: vm::host_tsc_khz(),
+            boot,
+        };
+        host.accel = match config.accel.as_str() {
+            "kvm" => Accel::Kvm,
+            "tcg" => Accel::Tcg,
+            _ => {
+                std::fs::create_dir_all(&run)?;
+                vm::probe_accel(&host, &run, Duration::from_secs(20))
+            }
+        };
+        Ok(Some(host))
+    })
+    .await?
 }
 
 /// Samples containers every `sample` and moves what they used to the outbox every `report`.

@@ -36,6 +36,8 @@ pub struct Config {
     pub registries: Registries,
     /// What an image pull may take, and when unused images go.
     pub images: Images,
+    /// How VMs are run.
+    pub vms: Vms,
     /// How often things happen.
     pub periods: Periods,
     /// The endpoint peers reach this node's WireGuard at (`host:port`), published on chain.
@@ -136,6 +138,45 @@ impl Images {
     }
 }
 
+/// How VMs are run. A node whose VM tooling is missing runs containers still, and reports its
+/// VMs and disks `unsupported` (the reason is in its log).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vms {
+    /// Whether this node runs VMs at all. Default `true`.
+    pub enabled: bool,
+    /// A kernel package unpacked here (`boot/vmlinuz-<release>`, `lib/modules/<release>/`): the
+    /// default kernel of VMs that name none. Default `/opt/zos/kernel` (where `scripts/setup.sh`
+    /// unpacks Debian's cloud kernel).
+    pub kernel_dir: PathBuf,
+    /// A static busybox for the VMs' initramfs. Default `/bin/busybox` (Debian's
+    /// `busybox-static`).
+    pub busybox: PathBuf,
+    /// QEMU. Default `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// virtiofsd. Default `/opt/zos/bin/virtiofsd`.
+    pub virtiofsd: PathBuf,
+    /// `auto` (KVM when a probe guest boots with it, else TCG), `kvm` or `tcg`. Default `auto`.
+    pub accel: String,
+    /// How long a guest has to power down after the node asks, seconds, before QEMU is killed.
+    /// Default 10.
+    pub stop_grace: u64,
+}
+
+impl Default for Vms {
+    fn default() -> Self {
+        Vms {
+            enabled: true,
+            kernel_dir: "/opt/zos/kernel".into(),
+            busybox: "/bin/busybox".into(),
+            qemu: "qemu-system-x86_64".into(),
+            virtiofsd: "/opt/zos/bin/virtiofsd".into(),
+            accel: "auto".into(),
+            stop_grace: 10,
+        }
+    }
+}
+
 /// Periods, in seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +204,7 @@ impl Default for Config {
             capacity: CapacityOverride::default(),
             registries: Registries::default(),
             images: Images::default(),
+            vms: Vms::default(),
             periods: Periods::default(),
             endpoint: "127.0.0.1:51820".into(),
         }
@@ -252,6 +294,12 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if !["auto", "kvm", "tcg"].contains(&self.vms.accel.as_str()) {
+            return Err(format!(
+                "`vms.accel` is {:?}: it must be \"auto\", \"kvm\" or \"tcg\"",
+                self.vms.accel
+            ));
+        }
         if self.chain.is_empty() {
             return Err("`chain` needs at least one RPC endpoint".into());
         }

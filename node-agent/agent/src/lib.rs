@@ -5,7 +5,7 @@
 //! - [`config`]: the TOML file.
 //! - [`chain`]: the connection, the node's registration, contracts as desired state.
 //! - [`watch`]: chain events, resyncs and host ticks that start reconcile passes.
-//! - [`engine`]: the reconcile engine, over the [`engine::Host`] and [`engine::Chain`] ports.
+//! - [`engine`]: the reconcile engine, over the [`engine::Driver`] (one per workload kind) and [`engine::Chain`] ports.
 //! - [`drivers`]: the host for real: containers (youki's libcontainer via `zos-host`), volumes,
 //!   root filesystems from the image store.
 //! - [`metering`] and [`reports`]: consumption, workload states and uptime, through an outbox.

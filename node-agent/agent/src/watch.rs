@@ -10,7 +10,7 @@ use zos_chain_client::{
 
 use crate::{
     chain::ChainView,
-    engine::{Chain, Engine, Host},
+    engine::{Chain, Engine},
     state::State,
 };
 
@@ -29,12 +29,12 @@ pub async fn start_block(view: &ChainView, state: &State) -> anyhow::Result<u64>
 
 /// Follows finalized blocks from `from`, handing each contract an event names to the engine, and
 /// recording progress and the contracts that ended.
-pub async fn follow<H: Host, C: Chain>(
+pub async fn follow<C: Chain>(
     urls: Vec<String>,
     genesis: H256,
     view: ChainView,
     state: Arc<State>,
-    engine: Arc<Engine<H, C>>,
+    engine: Arc<Engine<C>>,
     from: u64,
 ) -> anyhow::Result<()> {
     tracing::info!(from, "following finalized blocks");
@@ -59,11 +59,7 @@ pub async fn follow<H: Host, C: Chain>(
 
 /// Enqueues each contract of this node that `block` names; returns those whose cancel or deletion
 /// it holds.
-fn handle<H: Host, C: Chain>(
-    node: &AccountId32,
-    block: &FinalizedBlock,
-    engine: &Engine<H, C>,
-) -> Vec<u64> {
+fn handle<C: Chain>(node: &AccountId32, block: &FinalizedBlock, engine: &Engine<C>) -> Vec<u64> {
     let mut ended = Vec::new();
     for event in &block.events {
         if event.node() != Some(node) {
@@ -93,17 +89,14 @@ fn handle<H: Host, C: Chain>(
 }
 
 /// Reads every contract naming this node, and everything on the host, again.
-pub async fn resync<H: Host, C: Chain>(
-    view: &ChainView,
-    engine: &Arc<Engine<H, C>>,
-) -> anyhow::Result<usize> {
+pub async fn resync<C: Chain>(view: &ChainView, engine: &Arc<Engine<C>>) -> anyhow::Result<usize> {
     resync_at(view, engine, None).await
 }
 
 /// [`resync`], listing the contracts at block `at` (the finalized head when `None`).
-async fn resync_at<H: Host, C: Chain>(
+async fn resync_at<C: Chain>(
     view: &ChainView,
-    engine: &Arc<Engine<H, C>>,
+    engine: &Arc<Engine<C>>,
     at: Option<u64>,
 ) -> anyhow::Result<usize> {
     let ids = view.contracts_at(at).await?;
@@ -119,11 +112,7 @@ async fn resync_at<H: Host, C: Chain>(
 }
 
 /// Resyncs every `period`, forever.
-pub async fn resync_every<H: Host, C: Chain>(
-    view: ChainView,
-    engine: Arc<Engine<H, C>>,
-    period: Duration,
-) {
+pub async fn resync_every<C: Chain>(view: ChainView, engine: Arc<Engine<C>>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -136,7 +125,7 @@ pub async fn resync_every<H: Host, C: Chain>(
 }
 
 /// Looks at everything on the host every `period` (exits, restarts).
-pub async fn host_tick<H: Host, C: Chain>(engine: Arc<Engine<H, C>>, period: Duration) {
+pub async fn host_tick<C: Chain>(engine: Arc<Engine<C>>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

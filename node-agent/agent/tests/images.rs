@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context, Result};
 use zos_agent::{
     drivers::{HostDrivers, Layout},
-    engine::{Chain, ChainAnswer, DesiredContract, Engine},
+    engine::{Applied, Chain, ChainAnswer, DesiredContract, Driver, Engine},
     reports::outbox::{Entry, Outbox},
     state::{State, Status, WorkloadRecord},
     status::{ImageStore, Report},
@@ -143,7 +143,7 @@ async fn a_registry_that_drips_bytes_holds_no_worker_and_its_pull_ends_at_the_de
     )?;
     let outbox = Outbox::new(Arc::new(State::open(&home.state_dir.join("db"))?));
     let chain = MemoryChain::default();
-    let engine = Engine::new(drivers.clone(), chain.clone(), outbox.clone());
+    let engine = Engine::new(drivers.drivers(), chain.clone(), outbox.clone());
     let weak = Arc::downgrade(&engine);
     drivers.on_pull_done(Arc::new(move |contract| {
         if let Some(engine) = weak.upgrade() {
@@ -331,7 +331,6 @@ async fn not_found_registry() -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pull_reaches_the_chain_as_the_image_and_its_kind_only() -> Result<()> {
-    use zos_agent::engine::{Applied, Host};
     let addr = not_found_registry().await?;
     let dir = tempfile::tempdir()?;
     let home = TestHome(AgentHome::new(
@@ -348,7 +347,7 @@ async fn a_failed_pull_reaches_the_chain_as_the_image_and_its_kind_only() -> Res
 
     let apply = |d: Arc<HostDrivers>| {
         let (w, dep) = (workload.clone(), desired.deployment.clone());
-        tokio::task::spawn_blocking(move || d.apply(9301, &[7; 32], &w, &dep))
+        tokio::task::spawn_blocking(move || d.containers().apply(9301, &[7; 32], &w, &dep))
     };
     let first = apply(drivers.clone()).await?;
     assert!(
@@ -361,6 +360,6 @@ async fn a_failed_pull_reaches_the_chain_as_the_image_and_its_kind_only() -> Res
         async move { apply(d).await.ok()?.err() }
     })
     .await?;
-    assert_eq!(err.0, format!("pulling {image}: not found"));
+    assert_eq!(err.to_string(), format!("pulling {image}: not found"));
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The node's host drivers: containers run by youki's libcontainer and volumes as loop-mounted
-//! ext4 files.
+//! The node's host mechanisms, one module per workload kind: containers run by youki's
+//! libcontainer ([`container`]), volumes as loop-mounted ext4 files ([`volume`]), VMs on QEMU's
+//! microvm machine with their root shared over virtiofs ([`vm`]), and disks as sparse raw files
+//! ([`disk`]).
 //!
 //! Every host resource is named after its workload ([`WorkloadId`]): a container's id, its cgroup
 //! (`/zos/<container id>` in every hierarchy), its state directories, a volume's image file and
@@ -15,6 +17,8 @@ mod id;
 mod sys;
 
 pub mod container;
+pub mod disk;
+pub mod vm;
 pub mod volume;
 
 pub use id::{InvalidWorkloadId, WorkloadId};
@@ -29,5 +33,8 @@ mod tests {
         send_sync::<crate::volume::Volumes>();
         send_sync::<crate::container::ContainerError>();
         send_sync::<crate::volume::VolumeError>();
+        send_sync::<crate::vm::Vms>();
+        send_sync::<crate::vm::VmError>();
+        send_sync::<crate::disk::Disks>();
     }
 }

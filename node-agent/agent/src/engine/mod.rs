@@ -2,12 +2,16 @@
 //! at once.
 //!
 //! A pass over a contract reads what the chain asks (cached between chain events) and what the
-//! host has, and makes the host match: it removes what the contract no longer names, creates or
-//! replaces what changed version, restarts what exited (with backoff, as the restart policy says),
-//! pauses everything during a grace period and resumes it after. It then records each workload's
-//! status and, when that changed, queues a state report. A failing pass is retried with jittered
-//! exponential backoff; a failing workload is reported as `error` with its reason, and the rest of
-//! the contract carries on.
+//! host has (from the [`Driver`] of each kind), and makes the host match: it removes what the
+//! contract no longer names, brings workloads up in dependency order (`Workload::depends_on`)
+//! creating or replacing what changed version, restarts what exited (with backoff, as the
+//! workload's restart policy says), pauses everything that runs during a grace period and resumes
+//! it after. It then records each workload's status and, when that changed, queues a state report.
+//!
+//! A failing workload is reported as `error` with its reason and the rest of the contract carries
+//! on; what needs it waits, reported as "`<kind> <name>` is not ready". A transient failure (or a
+//! dependency not ready) has the pass retried with jittered exponential backoff; a permanent one is
+//! not tried again until its workload changes version.
 
 pub mod host;
 pub mod queue;
@@ -18,10 +22,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use zos_contracts::{RestartPolicy, Workload, WorkloadKind, WorkloadSpec};
+use zos_contracts::{Deployment, RestartPolicy, Workload, WorkloadKind};
 
 pub use host::{
-    Applied, ApplyError, Chain, ChainAnswer, DesiredContract, Host, Observed, RunState,
+    Applied, Chain, ChainAnswer, DesiredContract, Driver, DriverError, Drivers, Observed, RunState,
 };
 pub use queue::{Queue, Reason};
 
@@ -30,7 +34,9 @@ use crate::{
     state::{Status, WorkloadRecord},
 };
 
-/// A container that ran at least this long before exiting is not crash looping.
+/// A workload waiting for a dependency that waits (for its image) is looked at again this soon.
+const DEPENDENCY_RECHECK: Duration = Duration::from_secs(5);
+/// A workload that ran at least this long before exiting is not crash looping.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// Exits in a row, each after less than [`HEALTHY_RUN`], that make a crash loop.
 const CRASH_LOOP: u32 = 3;
@@ -38,7 +44,7 @@ const CRASH_LOOP: u32 = 3;
 /// is retried.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Restarts of exited containers.
+    /// Restarts of exited workloads.
     pub restart: (Duration, Duration),
     /// Retries of failed passes.
     pub retry: (Duration, Duration),
@@ -54,18 +60,20 @@ impl Default for Timing {
 }
 
 /// The engine. Cheap to share; [`Engine::run`] drives it.
-pub struct Engine<H, C> {
-    host: Arc<H>,
+pub struct Engine<C> {
+    drivers: Drivers,
     chain: C,
     outbox: Outbox,
     queue: Queue,
     desired: Mutex<HashMap<u64, Option<DesiredContract>>>,
     restarts: Mutex<HashMap<(u64, String), Restarts>>,
+    /// Workloads whose last apply failed for good: their version and the message.
+    permanent: Mutex<HashMap<(u64, String), (u32, String)>>,
     failures: Mutex<HashMap<u64, u32>>,
     timing: Timing,
 }
 
-/// Restart bookkeeping of a container.
+/// Restart bookkeeping of a workload that runs.
 #[derive(Debug, Clone, Default)]
 struct Restarts {
     /// Exits in a row after short runs.
@@ -108,29 +116,30 @@ pub struct EndpointBehind {
     pub processed: u64,
 }
 
-impl<H: Host, C: Chain> Engine<H, C> {
-    /// An engine over `host` and `chain`, reporting to `outbox`.
-    pub fn new(host: Arc<H>, chain: C, outbox: Outbox) -> Arc<Self> {
-        Engine::with_timing(host, chain, outbox, Timing::default())
+impl<C: Chain> Engine<C> {
+    /// An engine over `drivers` and `chain`, reporting to `outbox`.
+    pub fn new(drivers: Drivers, chain: C, outbox: Outbox) -> Arc<Self> {
+        Engine::with_timing(drivers, chain, outbox, Timing::default())
     }
 
     /// An engine that waits as `timing` says.
-    pub fn with_timing(host: Arc<H>, chain: C, outbox: Outbox, timing: Timing) -> Arc<Self> {
+    pub fn with_timing(drivers: Drivers, chain: C, outbox: Outbox, timing: Timing) -> Arc<Self> {
         Arc::new(Engine {
             timing,
-            host,
+            drivers,
             chain,
             outbox,
             queue: Queue::default(),
             desired: Mutex::default(),
             restarts: Mutex::default(),
+            permanent: Mutex::default(),
             failures: Mutex::default(),
         })
     }
 
-    /// The host.
-    pub fn host(&self) -> &Arc<H> {
-        &self.host
+    /// The drivers.
+    pub fn drivers(&self) -> &Drivers {
+        &self.drivers
     }
 
     /// Asks for a pass over `contract`; `refresh` reads it from the chain again.
@@ -141,8 +150,11 @@ impl<H: Host, C: Chain> Engine<H, C> {
 
     /// Asks for a pass over every contract that has anything on the host (to notice exits).
     pub async fn enqueue_host(self: &Arc<Self>) -> anyhow::Result<BTreeSet<u64>> {
-        let host = self.host.clone();
-        let ids = tokio::task::spawn_blocking(move || host.contracts()).await??;
+        let mut ids = BTreeSet::new();
+        for (_, driver) in self.drivers.iter() {
+            let driver = driver.clone();
+            ids.extend(blocking(move || driver.contracts()).await??);
+        }
         for id in &ids {
             self.enqueue(*id, false);
         }
@@ -198,6 +210,10 @@ impl<H: Host, C: Chain> Engine<H, C> {
         self.restarts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_permanent(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, String), (u32, String)>> {
+        self.permanent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn desired(&self, id: u64, refresh: bool) -> anyhow::Result<Option<DesiredContract>> {
         if !refresh {
             if let Some(d) = self
@@ -240,26 +256,44 @@ impl<H: Host, C: Chain> Engine<H, C> {
         Ok(d)
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&H) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let host = self.host.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&host)).await?)
+    /// What the host has of contract `id`, from every driver.
+    async fn observe(&self, id: u64) -> anyhow::Result<Vec<Observed>> {
+        let mut all = Vec::new();
+        for (_, driver) in self.drivers.iter() {
+            let driver = driver.clone();
+            all.extend(blocking(move || driver.observe(id)).await??);
+        }
+        Ok(all)
+    }
+
+    /// Removes an observed workload with its kind's driver.
+    async fn remove(&self, id: u64, o: &Observed) -> anyhow::Result<()> {
+        let driver = self
+            .drivers
+            .get(o.kind)
+            .ok_or_else(|| anyhow::anyhow!("no driver for {} {}", o.kind, o.name))?
+            .clone();
+        let name = o.name.clone();
+        blocking(move || driver.remove(id, &name)).await??;
+        let key = (id, o.name.clone());
+        self.lock_restarts().remove(&key);
+        self.lock_permanent().remove(&key);
+        Ok(())
     }
 
     /// One pass over a contract. Returns when it wants to be looked at again (a pending
     /// restart), if sooner than the next host tick.
     pub async fn reconcile(&self, id: u64, refresh: bool) -> anyhow::Result<Option<Duration>> {
         let desired = self.desired(id, refresh).await?;
-        let observed = self.blocking(move |h| h.observe(id)).await??;
+        let observed = self.observe(id).await?;
 
         let Some(desired) = desired else {
             return self.tear_down(id, observed).await;
         };
         let deployment = Arc::new(desired.deployment.clone());
 
-        // What the contract no longer names (or names as another kind) goes, containers first.
+        // What the contract no longer names (or names as another kind) goes, what depends on
+        // others before what it depends on.
         let mut stale: Vec<&Observed> = observed
             .iter()
             .filter(|o| {
@@ -269,16 +303,10 @@ impl<H: Host, C: Chain> Engine<H, C> {
                     != Some(o.kind)
             })
             .collect();
-        stale.sort_by_key(|o| o.kind != WorkloadKind::Container);
+        stale.sort_by_key(|o| removal_rank(o.kind));
         for o in stale {
-            let (name, kind) = (o.name.clone(), o.kind);
-            self.blocking(move |h| h.remove(id, &name, kind)).await??;
-            self.lock_restarts().remove(&(id, o.name.clone()));
+            self.remove(id, o).await?;
         }
-
-        // Volumes before the containers that mount them.
-        let mut order: Vec<&Workload> = deployment.workloads.iter().collect();
-        order.sort_by_key(|w| matches!(w.spec, WorkloadSpec::Container(_)));
 
         let previous: HashMap<String, WorkloadRecord> = self
             .outbox
@@ -287,24 +315,28 @@ impl<H: Host, C: Chain> Engine<H, C> {
             .into_iter()
             .map(|r| (r.name.clone(), r))
             .collect();
-        // Workloads that failed to apply (retried with backoff) and volumes that are not ready.
+        // Workloads that are not ready, and how.
+        let mut unready: HashMap<String, Unready> = HashMap::new();
+        // Workloads to try again with backoff.
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let mut records = Vec::new();
         let mut next: Option<Duration> = None;
         let mut waiting = false;
-        for w in order {
+        for w in deployment.in_dependency_order() {
             let name = String::from_utf8_lossy(&w.name).into_owned();
             let seen = observed
                 .iter()
                 .find(|o| o.name == name && o.kind == w.spec.kind());
-            let Outcome {
-                status,
-                message,
-                wake,
-                retry,
-                pending,
-            } = self
-                .workload(
+            let kind = w.spec.kind();
+            let outcome = if self.drivers.get(kind).is_none() {
+                Outcome::new(
+                    Status::Unsupported,
+                    &format!("{kind} workloads are not supported by this node yet"),
+                )
+            } else if let Some(outcome) = not_ready(&deployment, w, &unready) {
+                outcome
+            } else {
+                self.workload(
                     id,
                     &desired.owner,
                     &deployment,
@@ -312,11 +344,25 @@ impl<H: Host, C: Chain> Engine<H, C> {
                     &name,
                     seen,
                     desired.paused,
-                    &failed,
                 )
-                .await?;
+                .await?
+            };
+            let Outcome {
+                status,
+                message,
+                wake,
+                retry,
+                pending,
+            } = outcome;
             if retry {
                 failed.insert(name.clone());
+            }
+            if pending {
+                unready.insert(name.clone(), Unready::Waits);
+            } else if retry {
+                unready.insert(name.clone(), Unready::Retried);
+            } else if status != Status::Ok {
+                unready.insert(name.clone(), Unready::Stuck);
             }
             waiting |= pending;
             if let Some(wake) = wake {
@@ -342,6 +388,13 @@ impl<H: Host, C: Chain> Engine<H, C> {
                 since,
             });
         }
+        // Reported in the deployment's order, whatever order they were brought up in.
+        records.sort_by_key(|r| {
+            deployment
+                .workloads
+                .iter()
+                .position(|w| w.name[..] == *r.name.as_bytes())
+        });
         // While a workload waits (its image is being pulled), the last report stands: it still
         // says how things are (the previous version runs, or nothing does yet).
         if !waiting {
@@ -357,6 +410,37 @@ impl<H: Host, C: Chain> Engine<H, C> {
         Ok(next)
     }
 
+    /// Applies `w` with its kind's driver; a permanent failure of this version is answered from
+    /// memory without asking the driver again.
+    async fn apply(
+        &self,
+        driver: &Arc<dyn Driver>,
+        id: u64,
+        owner: &[u8; 32],
+        deployment: &Arc<Deployment>,
+        w: &Workload,
+    ) -> anyhow::Result<Result<Applied, DriverError>> {
+        let key = (id, String::from_utf8_lossy(&w.name).into_owned());
+        if let Some((version, message)) = self.lock_permanent().get(&key) {
+            if *version == w.version {
+                return Ok(Err(DriverError::Permanent(message.clone())));
+            }
+        }
+        let (driver, owner, deployment, workload) =
+            (driver.clone(), *owner, deployment.clone(), w.clone());
+        let applied = blocking(move || driver.apply(id, &owner, &workload, &deployment)).await?;
+        match &applied {
+            Err(DriverError::Permanent(message)) => {
+                self.lock_permanent()
+                    .insert(key, (w.version, message.clone()));
+            }
+            _ => {
+                self.lock_permanent().remove(&key);
+            }
+        }
+        Ok(applied)
+    }
+
     /// Brings one workload where it should be; returns its status, message, and when to look
     /// again.
     #[allow(clippy::too_many_arguments)]
@@ -364,175 +448,143 @@ impl<H: Host, C: Chain> Engine<H, C> {
         &self,
         id: u64,
         owner: &[u8; 32],
-        deployment: &Arc<zos_contracts::Deployment>,
+        deployment: &Arc<Deployment>,
         w: &Workload,
         name: &str,
         seen: Option<&Observed>,
         paused: bool,
-        failed: &BTreeSet<String>,
     ) -> anyhow::Result<Outcome> {
-        let ok = |m: &str| Ok(Outcome::new(Status::Ok, m));
-        let failed_apply = |e: ApplyError| {
-            Ok(Outcome {
-                retry: true,
-                ..Outcome::new(Status::Error, &e.0)
-            })
+        let kind = w.spec.kind();
+        let Some(driver) = self.drivers.get(kind).cloned() else {
+            anyhow::bail!("no driver for {kind} workloads");
         };
-        let pending = |waiting_for: String, recheck: Duration| {
-            tracing::debug!(contract = id, workload = name, waiting_for, "waits");
-            Ok(Outcome {
-                pending: true,
-                wake: Some(recheck),
-                ..Outcome::new(Status::Ok, &waiting_for)
-            })
-        };
-        let apply = |w: Workload| {
-            let (owner, deployment) = (*owner, deployment.clone());
-            self.blocking(move |h| h.apply(id, &owner, &w, &deployment))
-        };
-        match &w.spec {
-            WorkloadSpec::Volume(_) => match apply(w.clone()).await? {
-                Ok(Applied::Done) => ok(""),
-                Ok(Applied::Pending {
-                    waiting_for,
-                    recheck,
-                }) => pending(waiting_for, recheck),
-                Err(e) => failed_apply(e),
-            },
-            WorkloadSpec::Container(c) => {
-                if let Some(m) = c
-                    .mounts
-                    .iter()
-                    .find(|m| failed.contains(&*String::from_utf8_lossy(&m.volume)))
-                {
-                    return Ok(Outcome {
-                        retry: true,
-                        ..Outcome::new(
-                            Status::Error,
-                            &format!("volume {} is not ready", String::from_utf8_lossy(&m.volume)),
-                        )
-                    });
-                }
-                let current = seen.filter(|o| o.version == Some(w.version));
-                if paused {
-                    return match current.map(|o| &o.state) {
-                        Some(RunState::Running { .. }) => {
-                            let n = name.to_string();
-                            self.blocking(move |h| h.pause(id, &n)).await??;
-                            Ok(Outcome::new(Status::Paused, "contract in grace period"))
-                        }
-                        _ => Ok(Outcome::new(Status::Paused, "contract in grace period")),
-                    };
-                }
-                match current.map(|o| &o.state) {
-                    None => {
-                        // Absent, or another version: (re)create.
-                        self.lock_restarts().remove(&(id, name.to_string()));
-                        match apply(w.clone()).await? {
-                            Ok(Applied::Done) => ok(""),
-                            Ok(Applied::Pending {
-                                waiting_for,
-                                recheck,
-                            }) => pending(waiting_for, recheck),
-                            Err(e) => failed_apply(e),
-                        }
-                    }
-                    Some(RunState::Paused) => {
-                        let n = name.to_string();
-                        self.blocking(move |h| h.resume(id, &n)).await??;
-                        ok("")
-                    }
-                    Some(RunState::Running { since }) => {
-                        let mut restarts = self.lock_restarts();
-                        let r = restarts.entry((id, name.to_string())).or_default();
-                        let healthy = since.elapsed().map(|e| e >= HEALTHY_RUN).unwrap_or(false);
-                        if healthy {
-                            r.short_runs = 0;
-                        }
-                        if r.short_runs >= CRASH_LOOP {
-                            Ok(Outcome::new(Status::Error, &crash_loop(r)))
-                        } else {
-                            ok("")
-                        }
-                    }
-                    Some(RunState::Exited { code, signal }) => {
-                        let exit = match (code, signal) {
-                            (Some(c), _) => format!("exited with status {c}"),
-                            (None, Some(s)) => format!("killed by signal {s}"),
-                            (None, None) => "exited".to_string(),
-                        };
-                        let success = *code == Some(0);
-                        let restart = match c.restart {
-                            RestartPolicy::Always => true,
-                            RestartPolicy::OnFailure => !success,
-                            RestartPolicy::Never => false,
-                        };
-                        if !restart {
-                            let status = if success { Status::Ok } else { Status::Error };
-                            return Ok(Outcome::new(status, &exit));
-                        }
-                        let wait = {
-                            let mut restarts = self.lock_restarts();
-                            let r = restarts.entry((id, name.to_string())).or_default();
-                            let now = tokio::time::Instant::now();
-                            match r.not_before {
-                                Some(t) if t > now => Some(t - now),
-                                _ => {
-                                    r.short_runs += 1;
-                                    r.total += 1;
-                                    // The exit status only: the message goes to the chain,
-                                    // which is public forever, and output can hold secrets.
-                                    r.last_exit = exit.clone();
-                                    r.not_before =
-                                        Some(now + backoff(r.short_runs - 1, self.timing.restart));
-                                    None
-                                }
-                            }
-                        };
-                        if let Some(wait) = wait {
-                            let r = self
-                                .lock_restarts()
-                                .get(&(id, name.to_string()))
-                                .cloned()
-                                .unwrap_or_default();
-                            let (status, message) = if r.short_runs >= CRASH_LOOP {
-                                (Status::Error, crash_loop(&r))
-                            } else {
-                                (Status::Ok, format!("restarting: {}", r.last_exit))
-                            };
-                            return Ok(Outcome {
-                                wake: Some(wait),
-                                ..Outcome::new(status, &message)
-                            });
-                        }
-                        let applied = apply(w.clone()).await?;
-                        let r = self
-                            .lock_restarts()
-                            .get(&(id, name.to_string()))
-                            .cloned()
-                            .unwrap_or_default();
-                        match applied {
-                            Err(e) => failed_apply(e),
-                            Ok(Applied::Pending {
-                                waiting_for,
-                                recheck,
-                            }) => pending(waiting_for, recheck),
-                            Ok(Applied::Done) if r.short_runs >= CRASH_LOOP => {
-                                Ok(Outcome::new(Status::Error, &crash_loop(&r)))
-                            }
-                            Ok(Applied::Done) => ok(""),
-                        }
-                    }
-                    Some(RunState::Present) => ok(""),
+        let applied = |r: Result<Applied, DriverError>| match r {
+            Ok(Applied::Done) => Outcome::new(Status::Ok, ""),
+            Ok(Applied::Pending {
+                waiting_for,
+                recheck,
+            }) => {
+                tracing::debug!(contract = id, workload = name, waiting_for, "waits");
+                Outcome {
+                    pending: true,
+                    wake: Some(recheck),
+                    ..Outcome::new(Status::Ok, &waiting_for)
                 }
             }
-            other => Ok(Outcome::new(
-                Status::Unsupported,
-                &format!(
-                    "{} workloads are not supported by this node yet",
-                    other.kind()
-                ),
-            )),
+            Err(e) => Outcome {
+                retry: !matches!(e, DriverError::Permanent(_)),
+                ..Outcome::new(Status::Error, &e.to_string())
+            },
+        };
+        let Some(policy) = w.restart_policy() else {
+            // A workload that exists rather than runs: made sure of at every pass, also in a
+            // grace period (its data is kept).
+            return Ok(applied(
+                self.apply(&driver, id, owner, deployment, w).await?,
+            ));
+        };
+
+        let current = seen.filter(|o| o.version == Some(w.version));
+        let key = (id, name.to_string());
+        if paused {
+            if let Some(RunState::Running { .. }) = current.map(|o| &o.state) {
+                let n = name.to_string();
+                blocking(move || driver.pause(id, &n)).await??;
+            }
+            return Ok(Outcome::new(Status::Paused, "contract in grace period"));
+        }
+        match current.map(|o| &o.state) {
+            None => {
+                // Absent, or another version: (re)create.
+                self.lock_restarts().remove(&key);
+                Ok(applied(
+                    self.apply(&driver, id, owner, deployment, w).await?,
+                ))
+            }
+            Some(RunState::Paused) => {
+                let n = name.to_string();
+                blocking(move || driver.resume(id, &n)).await??;
+                Ok(Outcome::new(Status::Ok, ""))
+            }
+            Some(RunState::Running { since }) => {
+                let mut restarts = self.lock_restarts();
+                let r = restarts.entry(key).or_default();
+                if since.elapsed().map(|e| e >= HEALTHY_RUN).unwrap_or(false) {
+                    r.short_runs = 0;
+                }
+                Ok(if r.short_runs >= CRASH_LOOP {
+                    Outcome::new(Status::Error, &crash_loop(r))
+                } else {
+                    Outcome::new(Status::Ok, "")
+                })
+            }
+            Some(RunState::Exited { code, signal }) => {
+                let exit = match (code, signal) {
+                    (Some(c), _) => format!("exited with status {c}"),
+                    (None, Some(s)) => format!("killed by signal {s}"),
+                    (None, None) => "exited".to_string(),
+                };
+                let success = *code == Some(0);
+                let restart = match policy {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => !success,
+                    RestartPolicy::Never => false,
+                };
+                if !restart {
+                    let status = if success { Status::Ok } else { Status::Error };
+                    return Ok(Outcome::new(status, &exit));
+                }
+                let wait = {
+                    let mut restarts = self.lock_restarts();
+                    let r = restarts.entry(key.clone()).or_default();
+                    let now = tokio::time::Instant::now();
+                    match r.not_before {
+                        Some(t) if t > now => Some(t - now),
+                        _ => {
+                            r.short_runs += 1;
+                            r.total += 1;
+                            // The exit status only: the message goes to the chain, which is
+                            // public forever, and output can hold secrets.
+                            r.last_exit = exit.clone();
+                            r.not_before =
+                                Some(now + backoff(r.short_runs - 1, self.timing.restart));
+                            None
+                        }
+                    }
+                };
+                let r = |engine: &Self| {
+                    engine
+                        .lock_restarts()
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                if let Some(wait) = wait {
+                    let r = r(self);
+                    let (status, message) = if r.short_runs >= CRASH_LOOP {
+                        (Status::Error, crash_loop(&r))
+                    } else {
+                        (Status::Ok, format!("restarting: {}", r.last_exit))
+                    };
+                    return Ok(Outcome {
+                        wake: Some(wait),
+                        ..Outcome::new(status, &message)
+                    });
+                }
+                let outcome = applied(self.apply(&driver, id, owner, deployment, w).await?);
+                let r = r(self);
+                Ok(
+                    if outcome.status == Status::Ok
+                        && !outcome.pending
+                        && r.short_runs >= CRASH_LOOP
+                    {
+                        Outcome::new(Status::Error, &crash_loop(&r))
+                    } else {
+                        outcome
+                    },
+                )
+            }
+            Some(RunState::Present) => Ok(Outcome::new(Status::Ok, "")),
         }
     }
 
@@ -542,14 +594,20 @@ impl<H: Host, C: Chain> Engine<H, C> {
         id: u64,
         mut observed: Vec<Observed>,
     ) -> anyhow::Result<Option<Duration>> {
-        observed.sort_by_key(|o| o.kind != WorkloadKind::Container);
-        for o in observed {
-            let (name, kind) = (o.name.clone(), o.kind);
-            self.blocking(move |h| h.remove(id, &name, kind)).await??;
+        observed.sort_by_key(|o| removal_rank(o.kind));
+        for o in &observed {
+            self.remove(id, o).await?;
         }
-        // Anything left that observe() does not list (a half-made workload) goes too.
-        self.blocking(move |h| h.remove_all(id)).await??;
+        // Anything left that observe() does not list (a half-made workload) goes too, in the
+        // same order.
+        let mut drivers: Vec<_> = self.drivers.iter().collect();
+        drivers.sort_by_key(|(kind, _)| removal_rank(*kind));
+        for (_, driver) in drivers {
+            let driver = driver.clone();
+            blocking(move || driver.remove_all(id)).await??;
+        }
         self.lock_restarts().retain(|(c, _), _| *c != id);
+        self.lock_permanent().retain(|(c, _), _| *c != id);
         self.outbox.state().set_workloads(id, &[])?;
         self.outbox.forget_states(id)?;
         self.outbox.state().forget_ended(id)?;
@@ -622,6 +680,54 @@ impl Outcome {
             pending: false,
         }
     }
+}
+
+/// How a workload that others depend on is not ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unready {
+    /// It waits for something under way (its image): its dependents wait with it.
+    Waits,
+    /// It failed and is retried: so are its dependents.
+    Retried,
+    /// It failed for good, or this node cannot run it: its dependents are errors, not retried.
+    Stuck,
+}
+
+/// The outcome of a workload one of whose dependencies is not ready, the same for every kind.
+fn not_ready(
+    deployment: &Deployment,
+    w: &Workload,
+    unready: &HashMap<String, Unready>,
+) -> Option<Outcome> {
+    w.depends_on().into_iter().find_map(|dep| {
+        let dep_name = String::from_utf8_lossy(dep);
+        let how = *unready.get(&*dep_name)?;
+        let what = match deployment.workload(dep) {
+            Some(d) => format!("{} {dep_name}", d.spec.kind()),
+            None => dep_name.into_owned(),
+        };
+        Some(match how {
+            Unready::Waits => Outcome {
+                pending: true,
+                wake: Some(DEPENDENCY_RECHECK),
+                ..Outcome::new(Status::Ok, &format!("waiting for {what}"))
+            },
+            Unready::Retried | Unready::Stuck => Outcome {
+                retry: how == Unready::Retried,
+                ..Outcome::new(Status::Error, &DriverError::NotReady(what).to_string())
+            },
+        })
+    })
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+/// Workloads that depend on others go before the kinds they may depend on.
+fn removal_rank(kind: WorkloadKind) -> bool {
+    kind.depends_on_kinds().is_empty()
 }
 
 fn crash_loop(r: &Restarts) -> String {

@@ -22,8 +22,10 @@ struct FakeHost {
     calls: Mutex<Vec<String>>,
     /// When each apply was attempted: "1/web" → times.
     attempts: Mutex<HashMap<String, Vec<std::time::Instant>>>,
-    /// Workloads whose apply fails, with the message.
+    /// Workloads whose apply fails (transiently), with the message.
     failing: Mutex<HashMap<String, String>>,
+    /// Workloads whose apply fails for good, with the message.
+    broken: Mutex<HashMap<String, String>>,
     /// Workloads whose apply is pending (their image is being pulled), with what they wait for.
     pending: Mutex<HashMap<String, String>>,
     /// Contracts with an apply under way (to catch two passes at once).
@@ -44,6 +46,15 @@ impl FakeHost {
             .expect("exists")
             .state = state;
     }
+    fn observed(&self, contract: u64) -> Vec<Observed> {
+        self.things
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((c, _), _)| *c == contract)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
     fn names(&self) -> Vec<String> {
         self.things
             .lock()
@@ -54,24 +65,33 @@ impl FakeHost {
     }
 }
 
-impl Host for FakeHost {
+/// The fake host's driver of one kind: it sees and changes only workloads of its kind.
+struct FakeDriver {
+    host: Arc<FakeHost>,
+    kind: WorkloadKind,
+}
+
+impl Driver for FakeDriver {
     fn contracts(&self) -> anyhow::Result<BTreeSet<u64>> {
         Ok(self
+            .host
             .things
             .lock()
             .unwrap()
-            .keys()
-            .map(|(c, _)| *c)
+            .iter()
+            .filter(|(_, o)| o.kind == self.kind)
+            .map(|((c, _), _)| *c)
             .collect())
     }
 
     fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>> {
         Ok(self
+            .host
             .things
             .lock()
             .unwrap()
             .iter()
-            .filter(|((c, _), _)| *c == contract)
+            .filter(|((c, _), o)| *c == contract && o.kind == self.kind)
             .map(|(_, o)| o.clone())
             .collect())
     }
@@ -82,98 +102,106 @@ impl Host for FakeHost {
         _owner: &[u8; 32],
         w: &Workload,
         _d: &Deployment,
-    ) -> Result<Applied, ApplyError> {
-        if !self.busy.lock().unwrap().insert(contract) {
-            self.overlap.store(true, Ordering::SeqCst);
+    ) -> Result<Applied, DriverError> {
+        let host = &self.host;
+        assert_eq!(w.spec.kind(), self.kind, "asked the wrong driver");
+        if !host.busy.lock().unwrap().insert(contract) {
+            host.overlap.store(true, Ordering::SeqCst);
         }
-        if let Some(d) = self.apply_delay {
+        if let Some(d) = host.apply_delay {
             std::thread::sleep(d);
         }
-        self.busy.lock().unwrap().remove(&contract);
+        host.busy.lock().unwrap().remove(&contract);
         let name = String::from_utf8_lossy(&w.name).into_owned();
-        self.calls
+        host.calls
             .lock()
             .unwrap()
             .push(format!("apply {contract}/{name} v{}", w.version));
-        self.attempts
+        host.attempts
             .lock()
             .unwrap()
             .entry(format!("{contract}/{name}"))
             .or_default()
             .push(std::time::Instant::now());
-        if let Some(m) = self
-            .failing
-            .lock()
-            .unwrap()
-            .get(&format!("{contract}/{name}"))
-        {
-            return Err(ApplyError(m.clone()));
+        let key = format!("{contract}/{name}");
+        if let Some(m) = host.failing.lock().unwrap().get(&key) {
+            return Err(DriverError::Transient(m.clone()));
         }
-        if let Some(m) = self
-            .pending
-            .lock()
-            .unwrap()
-            .get(&format!("{contract}/{name}"))
-        {
+        if let Some(m) = host.broken.lock().unwrap().get(&key) {
+            return Err(DriverError::Permanent(m.clone()));
+        }
+        if let Some(m) = host.pending.lock().unwrap().get(&key) {
             return Ok(Applied::Pending {
                 waiting_for: m.clone(),
                 recheck: Duration::from_millis(100),
             });
         }
         let kind = w.spec.kind();
-        let state = match kind {
-            WorkloadKind::Container => RunState::Running {
+        let state = if kind.runs() {
+            RunState::Running {
                 since: SystemTime::now(),
-            },
-            _ => RunState::Present,
+            }
+        } else {
+            RunState::Present
         };
-        self.things.lock().unwrap().insert(
+        host.things.lock().unwrap().insert(
             (contract, name.clone()),
             Observed {
                 name,
                 kind,
-                version: (kind == WorkloadKind::Container).then_some(w.version),
+                version: kind.runs().then_some(w.version),
                 state,
             },
         );
         Ok(Applied::Done)
     }
 
-    fn remove(&self, contract: u64, name: &str, _kind: WorkloadKind) -> anyhow::Result<()> {
-        self.calls
+    fn remove(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        self.host
+            .calls
             .lock()
             .unwrap()
             .push(format!("remove {contract}/{name}"));
-        self.things
+        let removed = self
+            .host
+            .things
             .lock()
             .unwrap()
             .remove(&(contract, name.to_string()));
+        assert!(
+            removed.is_none_or(|o| o.kind == self.kind),
+            "the {} driver removed another kind",
+            self.kind
+        );
         Ok(())
     }
 
     fn remove_all(&self, contract: u64) -> anyhow::Result<()> {
-        self.things
+        self.host
+            .things
             .lock()
             .unwrap()
-            .retain(|(c, _), _| *c != contract);
+            .retain(|(c, _), o| *c != contract || o.kind != self.kind);
         Ok(())
     }
 
     fn pause(&self, contract: u64, name: &str) -> anyhow::Result<()> {
-        self.calls
+        self.host
+            .calls
             .lock()
             .unwrap()
             .push(format!("pause {contract}/{name}"));
-        self.set_state(contract, name, RunState::Paused);
+        self.host.set_state(contract, name, RunState::Paused);
         Ok(())
     }
 
     fn resume(&self, contract: u64, name: &str) -> anyhow::Result<()> {
-        self.calls
+        self.host
+            .calls
             .lock()
             .unwrap()
             .push(format!("resume {contract}/{name}"));
-        self.set_state(
+        self.host.set_state(
             contract,
             name,
             RunState::Running {
@@ -182,6 +210,19 @@ impl Host for FakeHost {
         );
         Ok(())
     }
+}
+
+/// A driver for each of `kinds` over `host`.
+fn drivers(host: &Arc<FakeHost>, kinds: &[WorkloadKind]) -> Drivers {
+    kinds.iter().fold(Drivers::default(), |d, kind| {
+        d.with(
+            *kind,
+            Arc::new(FakeDriver {
+                host: host.clone(),
+                kind: *kind,
+            }),
+        )
+    })
 }
 
 /// Contracts, and the finalized block the endpoint answers from.
@@ -256,8 +297,16 @@ struct Setup {
     host: Arc<FakeHost>,
     chain: FakeChain,
     outbox: Outbox,
-    engine: Arc<Engine<FakeHost, FakeChain>>,
+    engine: Arc<Engine<FakeChain>>,
 }
+
+/// The kinds the fake node has drivers for: all but networks.
+const KINDS: &[WorkloadKind] = &[
+    WorkloadKind::Container,
+    WorkloadKind::VirtualMachine,
+    WorkloadKind::Volume,
+    WorkloadKind::Disk,
+];
 
 fn setup(host: FakeHost) -> Setup {
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +318,7 @@ fn setup(host: FakeHost) -> Setup {
         restart: (Duration::from_millis(50), Duration::from_millis(400)),
         retry: (Duration::from_millis(50), Duration::from_millis(400)),
     };
-    let engine = Engine::with_timing(host.clone(), chain.clone(), outbox.clone(), timing);
+    let engine = Engine::with_timing(drivers(&host, KINDS), chain.clone(), outbox.clone(), timing);
     Setup {
         _dir: dir,
         host,
@@ -664,7 +713,7 @@ async fn a_workload_waiting_for_its_image_reports_nothing_until_it_runs() {
     assert_eq!(s.host.calls(), ["apply 1/data v1", "apply 1/web v2"]);
     assert!(reported(&s.outbox, 1).is_none());
     assert_eq!(s.outbox.state().workloads_of(1).unwrap()[1].version, 1);
-    let web = s.host.observe(1).unwrap();
+    let web = s.host.observed(1);
     assert!(web.iter().any(|o| o.name == "web" && o.version == Some(1)));
 }
 
@@ -804,6 +853,211 @@ async fn a_failing_contract_backs_off_while_the_host_ticks() {
         at.len()
     );
     assert!(gaps.last() > gaps.first(), "{gaps:?}");
+}
+
+/// A VM named before the disks it boots with, and a container beside it.
+fn vm(version: u32, vm_version: u32) -> String {
+    format!(
+        "version: {version}
+workloads:
+  - name: box
+    version: {vm_version}
+    vm:
+      image: {IMAGE}
+      vcpus: 1
+      memory: 256MiB
+      disks: [root, scratch]
+  - name: root
+    disk: {{ size: 1GiB }}
+  - name: scratch
+    disk: {{ size: 1GiB }}
+  - name: web
+    container:
+      image: {IMAGE}
+      entrypoint: [/bin/web]
+      cpu: 1
+      memory: 64MiB
+"
+    )
+}
+
+#[tokio::test]
+async fn any_kind_comes_up_after_what_it_depends_on_and_goes_before_it() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &vm(1, 1), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(
+        s.host.calls(),
+        [
+            "apply 1/root v1",
+            "apply 1/scratch v1",
+            "apply 1/web v1",
+            "apply 1/box v1"
+        ]
+    );
+    // Reported in the deployment's order.
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert!(
+        states.values().all(|(st, _)| *st == Status::Ok),
+        "{states:?}"
+    );
+    let names: Vec<String> = s
+        .outbox
+        .state()
+        .workloads_of(1)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["box", "root", "scratch", "web"]);
+
+    // Gone: what runs goes before what it ran on, each by its own kind's driver.
+    s.chain.0.lock().unwrap().remove(&1);
+    s.engine.reconcile(1, true).await.unwrap();
+    let calls = s.host.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).expect(c);
+    assert!(at("remove 1/box") < at("remove 1/root"), "{calls:?}");
+    assert!(at("remove 1/box") < at("remove 1/scratch"), "{calls:?}");
+    assert!(s.host.names().is_empty());
+}
+
+#[tokio::test]
+async fn a_dependency_that_fails_or_waits_is_named_the_same_way_for_every_kind() {
+    let host = FakeHost::default();
+    host.failing
+        .lock()
+        .unwrap()
+        .insert("1/scratch".into(), "no space for a 1 GiB disk".into());
+    let s = setup(host);
+    s.chain.put(1, &vm(1, 1), false);
+    assert!(s.engine.reconcile(1, true).await.is_err(), "retried");
+    assert!(
+        !s.host.calls().contains(&"apply 1/box v1".to_string()),
+        "the VM is not started without its disk"
+    );
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(
+        states["box"],
+        (Status::Error, "disk scratch is not ready".into())
+    );
+    assert_eq!(states["web"].0, Status::Ok, "what does not need it runs");
+
+    // A dependency that waits (its image is being pulled) makes its dependents wait, silently.
+    let s = setup(FakeHost::default());
+    s.host
+        .pending
+        .lock()
+        .unwrap()
+        .insert("1/root".into(), "pulling".into());
+    s.chain.put(1, &vm(1, 1), false);
+    assert!(s.engine.reconcile(1, true).await.unwrap().is_some());
+    assert!(!s.host.calls().contains(&"apply 1/box v1".to_string()));
+    assert!(reported(&s.outbox, 1).is_none());
+    s.host.pending.lock().unwrap().clear();
+    assert_eq!(s.engine.reconcile(1, false).await.unwrap(), None);
+    assert!(s.host.calls().contains(&"apply 1/box v1".to_string()));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_reported_once_and_not_tried_again_until_a_new_version() {
+    let host = FakeHost::default();
+    host.broken.lock().unwrap().insert(
+        "1/web".into(),
+        "env TOKEN: cannot open the sealed value: sealed for another owner".into(),
+    );
+    let s = setup(host);
+    s.chain.put(1, &web(1, 1, "always"), false);
+    // Not the error path: nothing would change by trying again.
+    s.engine.reconcile(1, true).await.unwrap();
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(states["web"].0, Status::Error);
+    assert!(states["web"].1.contains("sealed for another owner"));
+    for _ in 0..3 {
+        s.engine.reconcile(1, false).await.unwrap();
+    }
+    let web_applies = |calls: Vec<String>| calls.iter().filter(|c| c.contains("1/web")).count();
+    assert_eq!(
+        web_applies(s.host.calls()),
+        1,
+        "asked once, not at every pass"
+    );
+
+    // The owner fixes it with a new version: tried again.
+    s.host.broken.lock().unwrap().clear();
+    s.chain.put(1, &web(2, 2, "always"), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert_eq!(web_applies(s.host.calls()), 1);
+    assert_eq!(reported(&s.outbox, 1).unwrap().1["web"].0, Status::Ok);
+}
+
+#[tokio::test]
+async fn a_vm_is_restarted_paused_and_resumed_like_a_container() {
+    let s = setup(FakeHost::default());
+    s.chain.put(1, &vm(1, 1), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    s.host.calls();
+    // The guest powers off, again and again: restarted with backoff, then a crash loop.
+    for _ in 1..=CRASH_LOOP {
+        s.host.set_state(
+            1,
+            "box",
+            RunState::Exited {
+                code: Some(0),
+                signal: None,
+            },
+        );
+        while let Some(wait) = s.engine.reconcile(1, false).await.unwrap() {
+            tokio::time::sleep(wait).await;
+        }
+        assert!(s.host.calls().contains(&"apply 1/box v1".to_string()));
+    }
+    let (_, states) = reported(&s.outbox, 1).unwrap();
+    assert_eq!(states["box"].0, Status::Error);
+    assert!(states["box"].1.starts_with("crash loop"), "{states:?}");
+
+    // The grace period pauses it (its disks stay), and its end resumes it.
+    s.chain.put(1, &vm(1, 1), true);
+    s.engine.reconcile(1, true).await.unwrap();
+    let calls = s.host.calls();
+    assert!(calls.contains(&"pause 1/box".to_string()), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("remove")), "{calls:?}");
+    assert_eq!(reported(&s.outbox, 1).unwrap().1["box"].0, Status::Paused);
+    s.chain.put(1, &vm(1, 1), false);
+    s.engine.reconcile(1, true).await.unwrap();
+    assert!(s.host.calls().contains(&"resume 1/box".to_string()));
+}
+
+#[tokio::test]
+async fn a_kind_without_a_driver_is_unsupported_and_what_needs_it_says_so() {
+    let host = Arc::new(FakeHost::default());
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::new(Arc::new(State::open(&dir.path().join("db")).unwrap()));
+    let chain = FakeChain::default();
+    // A node with VMs but no disks.
+    let engine = Engine::new(
+        drivers(
+            &host,
+            &[WorkloadKind::Container, WorkloadKind::VirtualMachine],
+        ),
+        chain.clone(),
+        outbox.clone(),
+    );
+    chain.put(1, &vm(1, 1), false);
+    // Not retried: nothing changes until the node learns disks.
+    engine.reconcile(1, true).await.unwrap();
+    let (_, states) = reported(&outbox, 1).unwrap();
+    assert_eq!(
+        states["root"],
+        (
+            Status::Unsupported,
+            "disk workloads are not supported by this node yet".into()
+        )
+    );
+    assert_eq!(
+        states["box"],
+        (Status::Error, "disk root is not ready".into())
+    );
+    assert_eq!(states["web"].0, Status::Ok);
 }
 
 async fn zos_testkit_wait(mut ok: impl FnMut() -> bool) {

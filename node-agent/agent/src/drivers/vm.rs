@@ -1,0 +1,271 @@
+//! Virtual machines: QEMU's microvm machine through `zos_host::vm`, booting the node's default
+//! kernel (or the VM's own), with the root filesystem the image store builds from the image's
+//! files, checked file by file at every launch like a container's, and shared with the guest
+//! over virtiofs: a second VM of an image adds no copy of its files.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use zos_chain_client::keys::NodeKey;
+use zos_contracts::{Deployment, VirtualMachine, Workload, WorkloadKind, WorkloadSpec};
+use zos_host::{
+    vm::{VmSpec, VmState, Vms},
+    WorkloadId,
+};
+use zos_image_store::RootfsError;
+
+use super::{chain_of, open_env, DiskDriver, Image, Images};
+use crate::{
+    engine::{Applied, Driver, DriverError, Observed, RunState},
+    metering::Sample,
+};
+
+/// The label holding the workload version a VM was made from.
+const VERSION_LABEL: &str = "zos.version";
+/// A VM's writes to its root filesystem go to a layer of this size; what must last goes on its
+/// disks. Reserved and billed with the VM (`zos_contracts::limits::VM_ROOTFS`).
+const ROOTFS_SIZE: u64 = zos_contracts::limits::VM_ROOTFS;
+
+/// See the module documentation.
+pub struct VmDriver {
+    images: Images,
+    vms: Vms,
+    disks: Arc<DiskDriver>,
+    key: NodeKey,
+    stop_grace: Duration,
+}
+
+impl VmDriver {
+    /// VMs run by `vms`, their roots from `images`, their disks from `disks`; `key` opens sealed
+    /// values; a guest has `stop_grace` to power down before it is killed.
+    pub fn new(
+        images: Images,
+        vms: Vms,
+        disks: Arc<DiskDriver>,
+        key: NodeKey,
+        stop_grace: Duration,
+    ) -> VmDriver {
+        VmDriver {
+            images,
+            vms,
+            disks,
+            key,
+            stop_grace,
+        }
+    }
+
+    /// The host's VMs.
+    pub fn vms(&self) -> &Vms {
+        &self.vms
+    }
+
+    /// A reading of every VM whose QEMU runs, for metering.
+    pub fn samples(&self) -> anyhow::Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        for id in self.vms.list()? {
+            let (Some(stats), Ok(Some(status))) = (self.vms.stats(&id), self.vms.status(&id))
+            else {
+                continue;
+            };
+            out.push(Sample {
+                contract: id.contract,
+                container: id.container_id(),
+                started: status.started_at,
+                cpu_ns: stats.cpu_ns,
+                memory: stats.memory,
+                // VMs have no network until private networks land; nothing crosses.
+                net_rx: 0,
+                net_tx: 0,
+            });
+        }
+        Ok(out)
+    }
+
+    fn start(
+        &self,
+        id: &WorkloadId,
+        owner: &[u8; 32],
+        w: &Workload,
+        vm: &VirtualMachine,
+    ) -> Result<Applied, DriverError> {
+        if vm.kernel.is_some() {
+            return Err(DriverError::Permanent(
+                "a VM's own kernel image is not supported by this node yet: omit `kernel` to \
+                 boot the node's default kernel"
+                    .into(),
+            ));
+        }
+        let (digest, reference) = match self.images.get(&vm.image, id.contract)? {
+            Image::Ready {
+                digest, reference, ..
+            } => (digest, reference),
+            Image::Pending(pending) => return Ok(pending),
+        };
+        let transient = |what: &str, e: &(dyn std::error::Error + 'static)| {
+            DriverError::Transient(format!("{what}: {}", chain_of(e)))
+        };
+        let disks = vm
+            .disks
+            .iter()
+            .map(|d| {
+                let name = String::from_utf8_lossy(d).into_owned();
+                match self.disks.file(id.contract, &name) {
+                    Some(file) => Ok((name, file)),
+                    None => Err(DriverError::NotReady(format!("disk {name}"))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = open_env(&self.key, owner, &w.name, &vm.env)?;
+
+        // What ran under this name before goes; a new version also gets a fresh root filesystem.
+        let store = self.images.store();
+        let wid = id.container_id();
+        if let Some(old) = self.vms.status(id).map_err(|e| transient("VM", &e))? {
+            let same_version = old.labels.get(VERSION_LABEL) == Some(&w.version.to_string());
+            self.vms
+                .remove(id, self.stop_grace)
+                .map_err(|e| transient("removing the previous VM", &e))?;
+            if !same_version {
+                store
+                    .remove_rootfs(&wid)
+                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
+            }
+        }
+        let rootfs = match store.prepare_rootfs_sized(&digest, &wid, ROOTFS_SIZE) {
+            Err(RootfsError::ImageMismatch { .. } | RootfsError::SizeMismatch { .. }) => {
+                store
+                    .remove_rootfs(&wid)
+                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
+                store.prepare_rootfs_sized(&digest, &wid, ROOTFS_SIZE)
+            }
+            other => other,
+        }
+        .map_err(|e| transient(&format!("image {reference}"), &e))?;
+
+        let spec = VmSpec {
+            id: id.clone(),
+            vcpus: vm.vcpus,
+            memory: vm.memory,
+            root: rootfs.path(),
+            disks,
+            hostname: id.name.clone(),
+            env,
+            ssh_keys: vm
+                .ssh_keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+            boot: None,
+            labels: BTreeMap::from([(VERSION_LABEL.to_string(), w.version.to_string())]),
+        };
+        match self.vms.start(&spec) {
+            Ok(()) => Ok(Applied::Done),
+            Err(e @ zos_host::vm::VmError::BadEnvName(_)) => {
+                Err(DriverError::Permanent(e.to_string()))
+            }
+            Err(e) => {
+                // QEMU's and virtiofsd's own words name host paths: they stay in the log.
+                tracing::warn!(vm = %wid, error = chain_of(&e), "VM did not start");
+                Err(DriverError::Transient(match e {
+                    zos_host::vm::VmError::Start { what, .. } => format!("{what} did not start"),
+                    other => format!("starting: {other}"),
+                }))
+            }
+        }
+    }
+}
+
+impl Driver for VmDriver {
+    fn contracts(&self) -> anyhow::Result<BTreeSet<u64>> {
+        Ok(self.vms.list()?.into_iter().map(|id| id.contract).collect())
+    }
+
+    fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>> {
+        let mut out = Vec::new();
+        for id in self.vms.list()? {
+            if id.contract != contract {
+                continue;
+            }
+            let Some(status) = self.vms.status(&id)? else {
+                continue;
+            };
+            let state = match status.state {
+                VmState::Running => RunState::Running {
+                    since: status.started_at,
+                },
+                VmState::Paused => RunState::Paused,
+                // QEMU's exit status is not the guest's: a power-off and a crash look alike.
+                VmState::Exited => RunState::Exited {
+                    code: None,
+                    signal: None,
+                },
+            };
+            out.push(Observed {
+                name: id.name.clone(),
+                kind: WorkloadKind::VirtualMachine,
+                version: status
+                    .labels
+                    .get(VERSION_LABEL)
+                    .and_then(|v| v.parse().ok()),
+                state,
+            });
+        }
+        Ok(out)
+    }
+
+    fn apply(
+        &self,
+        contract: u64,
+        owner: &[u8; 32],
+        workload: &Workload,
+        _deployment: &Deployment,
+    ) -> Result<Applied, DriverError> {
+        let WorkloadSpec::VirtualMachine(vm) = &workload.spec else {
+            return Err(DriverError::Permanent(format!(
+                "the VM driver cannot run a {}",
+                workload.spec.kind()
+            )));
+        };
+        let id = WorkloadId {
+            contract,
+            name: String::from_utf8_lossy(&workload.name).into_owned(),
+        };
+        self.start(&id, owner, workload, vm)
+    }
+
+    fn remove(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        let id = WorkloadId {
+            contract,
+            name: name.to_string(),
+        };
+        self.vms.remove(&id, self.stop_grace)?;
+        self.images.store().remove_rootfs(&id.container_id())?;
+        Ok(())
+    }
+
+    fn remove_all(&self, contract: u64) -> anyhow::Result<()> {
+        for id in self.vms.list()? {
+            if id.contract == contract {
+                self.remove(contract, &id.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.vms.pause(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+
+    fn resume(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.vms.resume(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+}

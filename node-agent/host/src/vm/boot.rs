@@ -1,0 +1,387 @@
+//! What a VM boots: an uncompressed kernel (PVH entry, for QEMU's microvm machine) and an
+//! initramfs with the drivers to mount the root filesystem the node shares over virtiofs.
+//!
+//! Both are made once from a distribution kernel package unpacked under a directory
+//! (`boot/vmlinuz-<release>` and `lib/modules/<release>/`), and cached under the VMs' directory
+//! by the kernel's digest. The default, Debian's cloud kernel, has every virtio driver and
+//! virtiofs as modules, so the initramfs carries them (with what they depend on, from each
+//! module's own `depends=`: the package ships no `modules.dep`), a static busybox and `init`.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+};
+
+/// Modules the initramfs loads, in this order after what each depends on: virtio over MMIO
+/// (microvm), virtiofs (the root), virtio-blk (disks), and the ACPI power button (so that a
+/// guest that listens can power down when the node asks).
+pub const MODULES: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "fuse",
+    "virtiofs",
+    "virtio_blk",
+    "button",
+    "evdev",
+];
+
+/// The initramfs's `/init`.
+const INIT: &str = include_str!("init.sh");
+
+/// Why the boot files could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel package directory has no kernel.
+    #[error("no boot/vmlinuz-* under {0}")]
+    NoKernel(PathBuf),
+    /// The kernel file is neither an ELF image nor a bzImage this node can unpack.
+    #[error("{path}: {why}")]
+    BadKernel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A module the initramfs needs is not in the package (nor built in).
+    #[error("kernel module {0} is neither in lib/modules nor built into the kernel")]
+    NoModule(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BootError + '_ {
+    move |source| BootError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A kernel and the initramfs that goes with it, ready for QEMU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFiles {
+    /// The uncompressed kernel (ELF with a PVH entry).
+    pub kernel: PathBuf,
+    /// The initramfs (an uncompressed cpio archive).
+    pub initramfs: PathBuf,
+}
+
+/// Makes (or finds, when made before) the boot files of the kernel package unpacked under
+/// `package`, in `cache`. `busybox` is a static busybox for the initramfs.
+pub fn prepare(package: &Path, busybox: &Path, cache: &Path) -> Result<BootFiles, BootError> {
+    let vmlinuz = newest_kernel(package)?;
+    let release = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .unwrap_or_default()
+        .to_string();
+    let compressed = fs::read(&vmlinuz).map_err(io_err(&vmlinuz))?;
+    let busybox_bytes = fs::read(busybox).map_err(io_err(busybox))?;
+    // Named by what went in, so that a new kernel, busybox or init makes new files.
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&compressed);
+    hasher.update(&busybox_bytes);
+    hasher.update(INIT.as_bytes());
+    let key = hasher.finalize().to_hex()[..16].to_string();
+    let dir = cache.join(format!("{release}-{key}"));
+    let files = BootFiles {
+        kernel: dir.join("vmlinux"),
+        initramfs: dir.join("initramfs.cpio"),
+    };
+    if files.kernel.is_file() && files.initramfs.is_file() {
+        return Ok(files);
+    }
+    let tmp = cache.join(format!(".{release}-{key}.tmp"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let vmlinux = unpack_kernel(&compressed).map_err(|why| BootError::BadKernel {
+        path: vmlinuz.clone(),
+        why,
+    })?;
+    fs::write(tmp.join("vmlinux"), vmlinux).map_err(io_err(&tmp))?;
+    let modules = resolve_modules(&package.join("lib/modules").join(&release), MODULES)?;
+    let cpio = initramfs(&busybox_bytes, &modules)?;
+    fs::write(tmp.join("initramfs.cpio"), cpio).map_err(io_err(&tmp))?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+    Ok(files)
+}
+
+/// The `boot/vmlinuz-*` of `package` with the highest release (by file name).
+fn newest_kernel(package: &Path) -> Result<PathBuf, BootError> {
+    let boot = package.join("boot");
+    let mut kernels: Vec<PathBuf> = fs::read_dir(&boot)
+        .map_err(io_err(&boot))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .collect();
+    kernels.sort();
+    kernels
+        .pop()
+        .ok_or_else(|| BootError::NoKernel(package.to_path_buf()))
+}
+
+/// The uncompressed kernel inside `image`: `image` itself when it is already an ELF file, else
+/// the payload of a bzImage (LZ4 legacy frames or gzip).
+pub fn unpack_kernel(image: &[u8]) -> Result<Vec<u8>, String> {
+    if image.starts_with(b"\x7fELF") {
+        return Ok(image.to_vec());
+    }
+    // The bzImage header (Documentation/arch/x86/boot.rst): "HdrS" at 0x202, setup_sects at
+    // 0x1f1, payload_offset and payload_length at 0x248 and 0x24c, from the start of the
+    // protected-mode code at (setup_sects + 1) * 512.
+    if image.get(0x202..0x206) != Some(b"HdrS") {
+        return Err("not an ELF kernel nor a bzImage".into());
+    }
+    let u32_at = |at: usize| -> Result<usize, String> {
+        image
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| "truncated bzImage header".to_string())
+    };
+    let setup_sects = match image.get(0x1f1) {
+        Some(0) => 4,
+        Some(n) => usize::from(*n),
+        None => return Err("truncated bzImage header".into()),
+    };
+    let start = (setup_sects + 1) * 512 + u32_at(0x248)?;
+    let length = u32_at(0x24c)?;
+    let payload = image
+        .get(start..start + length)
+        .ok_or("the bzImage payload is out of the file")?;
+    // The build appends the uncompressed size (u32 LE): the decoders must not read it as data.
+    let (data, size) = payload
+        .split_at_checked(payload.len().saturating_sub(4))
+        .ok_or("empty payload")?;
+    let size = u32::from_le_bytes(size.try_into().map_err(|_| "empty payload")?) as usize;
+    let mut out = Vec::with_capacity(size);
+    if data.starts_with(&[0x02, 0x21, 0x4c, 0x18]) {
+        lz4_flex::frame::FrameDecoder::new(data)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("LZ4 payload: {e}"))?;
+    } else if data.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip payload: {e}"))?;
+    } else {
+        return Err(format!(
+            "the payload is compressed with a method this node does not unpack (magic {:02x?}); \
+             use an LZ4 or gzip kernel, or an uncompressed vmlinux",
+            &data[..data.len().min(4)]
+        ));
+    }
+    if out.len() != size || !out.starts_with(b"\x7fELF") {
+        return Err(format!(
+            "the unpacked kernel is not the ELF image of {size} bytes its header announces"
+        ));
+    }
+    Ok(out)
+}
+
+/// The module files for `wanted` and what they depend on, each after its dependencies. A module
+/// built into the kernel (`modules.builtin`) needs no file.
+fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, PathBuf)>, BootError> {
+    let mut files = BTreeMap::new();
+    if dir.join("kernel").is_dir() {
+        index_modules(&dir.join("kernel"), &mut files)?;
+    }
+    let builtin: Vec<String> = fs::read_to_string(dir.join("modules.builtin"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .map(|f| f.trim_end_matches(".ko").replace('-', "_"))
+        .collect();
+    let mut order = Vec::new();
+    for name in wanted {
+        add_module(name, &files, &builtin, &mut order, 0)?;
+    }
+    Ok(order)
+}
+
+fn add_module(
+    name: &str,
+    files: &BTreeMap<String, PathBuf>,
+    builtin: &[String],
+    order: &mut Vec<(String, PathBuf)>,
+    depth: usize,
+) -> Result<(), BootError> {
+    if order.iter().any(|(n, _)| n == name) || builtin.iter().any(|b| b == name) {
+        return Ok(());
+    }
+    let path = files
+        .get(name)
+        .ok_or_else(|| BootError::NoModule(name.to_string()))?;
+    if depth > 32 {
+        return Err(BootError::NoModule(format!("{name} (dependency cycle)")));
+    }
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    for dep in module_depends(&bytes) {
+        add_module(&dep, files, builtin, order, depth + 1)?;
+    }
+    order.push((name.to_string(), path.clone()));
+    Ok(())
+}
+
+fn index_modules(dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<(), BootError> {
+    for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            index_modules(&path, files)?;
+        } else if let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ko"))
+        {
+            files.insert(stem.replace('-', "_"), path);
+        }
+    }
+    Ok(())
+}
+
+/// The `depends=` of a module's `.modinfo`.
+fn module_depends(ko: &[u8]) -> Vec<String> {
+    const KEY: &[u8] = b"\0depends=";
+    let Some(at) = ko.windows(KEY.len()).position(|w| w == KEY) else {
+        return Vec::new();
+    };
+    let rest = &ko[at + KEY.len()..];
+    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.replace('-', "_"))
+        .collect()
+}
+
+/// The initramfs: busybox, the modules and the order to load them in, and `/init`.
+fn initramfs(busybox: &[u8], modules: &[(String, PathBuf)]) -> Result<Vec<u8>, BootError> {
+    let mut cpio = Cpio::default();
+    for dir in ["bin", "dev", "proc", "sys", "newroot", "modules"] {
+        cpio.dir(dir);
+    }
+    cpio.file("bin/busybox", 0o755, busybox);
+    cpio.symlink("bin/sh", "busybox");
+    let mut order = String::new();
+    for (name, path) in modules {
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        cpio.file(&format!("modules/{name}.ko"), 0o644, &bytes);
+        order.push_str(name);
+        order.push('\n');
+    }
+    cpio.file("modules/order", 0o644, order.as_bytes());
+    cpio.file("init", 0o755, INIT.as_bytes());
+    Ok(cpio.finish())
+}
+
+/// A `newc` cpio archive, as the kernel unpacks into its initial root (several archives one
+/// after the other are unpacked in turn: a VM's own configuration is appended this way).
+#[derive(Default)]
+pub struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    /// A directory (mode 0755).
+    pub fn dir(&mut self, path: &str) {
+        self.entry(path, 0o040755, b"");
+    }
+
+    /// A regular file.
+    pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
+        self.entry(path, 0o100000 | (mode & 0o7777), data);
+    }
+
+    /// A symbolic link.
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        self.entry(path, 0o120777, target.as_bytes());
+    }
+
+    fn entry(&mut self, path: &str, mode: u32, data: &[u8]) {
+        self.ino += 1;
+        let header = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            path.len() + 1,
+            0
+        );
+        self.out.extend_from_slice(header.as_bytes());
+        self.out.extend_from_slice(path.as_bytes());
+        self.out.push(0);
+        self.pad();
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while self.out.len() % 4 != 0 {
+            self.out.push(0);
+        }
+    }
+
+    /// The archive, with its trailer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.ino = 0;
+        self.entry("TRAILER!!!", 0, b"");
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depends_are_read_from_modinfo() {
+        let ko = b"\x7fELF....\0license=GPL\0depends=virtio,virtio_ring\0intree=Y\0";
+        assert_eq!(module_depends(ko), ["virtio", "virtio_ring"]);
+        assert!(module_depends(b"\0depends=\0").is_empty());
+        assert!(module_depends(b"nothing").is_empty());
+    }
+
+    #[test]
+    fn a_cpio_entry_is_aligned_and_ends_with_the_trailer() {
+        let mut c = Cpio::default();
+        c.file("a", 0o644, b"xyz");
+        let out = c.finish();
+        assert_eq!(out.len() % 4, 0);
+        assert!(out.starts_with(b"070701"));
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("TRAILER!!!"));
+        // header (110) + "a\0" padded to 112, then "xyz" padded to 116.
+        assert_eq!(&out[112..115], b"xyz");
+    }
+
+    #[test]
+    fn an_elf_kernel_is_taken_as_it_is_and_garbage_is_refused() {
+        assert_eq!(unpack_kernel(b"\x7fELFabc").unwrap(), b"\x7fELFabc");
+        assert!(unpack_kernel(&[0u8; 1024])
+            .unwrap_err()
+            .contains("not an ELF kernel nor a bzImage"));
+    }
+}
