@@ -290,6 +290,24 @@ impl ChainClient {
         }))
     }
 
+    /// How `node` runs VMs, as it said on chain; `None` when it runs none (or never said).
+    pub async fn node_hypervisor(
+        &self,
+        node: &AccountId32,
+        at: Option<u64>,
+    ) -> Result<Option<crate::Hypervisor>, ChainError> {
+        let at = self.at(at).await?;
+        let value = at
+            .storage()
+            .try_fetch(api::storage().grid().node_hypervisors(), (*node,))
+            .await
+            .map_err(subxt_err)?;
+        match value {
+            None => Ok(None),
+            Some(v) => Ok(Some(v.decode().map_err(subxt_err)?)),
+        }
+    }
+
     /// A contract, with its deployment decoded.
     pub async fn contract(&self, id: u64, at: Option<u64>) -> Result<Option<Contract>, ChainError> {
         contract_in(&self.at(at).await?, id).await

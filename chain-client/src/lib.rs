@@ -24,6 +24,7 @@ pub mod keys;
 pub mod multisig;
 mod submit;
 
+pub use api::runtime_types::pallet_grid::Hypervisor;
 pub use client::{ChainClient, Contract, ContractState, Farm, Node};
 pub use config::ZosConfig;
 pub use error::{ChainError, DeploymentsError, DispatchFailure, GridError, PalletError};

@@ -96,6 +96,8 @@ async fn run(grid: &Grid, home: &AgentHome, scratch: &Path) -> Result<()> {
             Path::new("/bin/busybox"),
             &scratch.join("boot"),
         )?,
+        busybox: "/bin/busybox".into(),
+        boot_cache: scratch.join("boot"),
     };
     let bare = Vms::new(scratch.join("bare"), host)?;
 

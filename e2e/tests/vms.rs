@@ -89,6 +89,54 @@ fn disk_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// An image of the node's default kernel package, cut to the kernel and the modules a VM needs.
+async fn push_kernel_image(registry: &str) -> Result<String> {
+    let package = Path::new("/opt/zos/kernel");
+    let dir = tempfile::tempdir()?;
+    let boot = package.join("boot");
+    let vmlinuz = std::fs::read_dir(&boot)
+        .with_context(|| format!("{}: run scripts/setup.sh", boot.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .context("no vmlinuz")?;
+    let release = vmlinuz.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
+    std::fs::create_dir_all(dir.path().join("boot"))?;
+    std::fs::copy(
+        &vmlinuz,
+        dir.path().join("boot").join(vmlinuz.file_name().unwrap()),
+    )?;
+    let modules = package.join("lib/modules").join(&release);
+    let mut stack = vec![modules.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let wanted = zos_host::vm::boot::MODULES
+                .iter()
+                .any(|m| name == format!("{m}.ko"))
+                || name == "modules.builtin";
+            if path.is_dir() {
+                stack.push(path);
+            } else if wanted {
+                let to = dir.path().join(path.strip_prefix(package)?);
+                std::fs::create_dir_all(to.parent().unwrap())?;
+                std::fs::copy(&path, to)?;
+            }
+        }
+    }
+    let pushed = zos_image_store::push::push_dirs(
+        &[dir.path().to_path_buf()],
+        &zos_image_store::push::PushOptions::new(registry.to_string(), "zos/kernel"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("push: {e}"))?;
+    Ok(format!("{registry}/zos/kernel@{}", pushed.digest()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_contract_boots_survives_the_agent_refuses_a_tampered_file_and_leaves_nothing(
 ) -> Result<()> {
@@ -138,6 +186,10 @@ async fn a_vm_contract_boots_survives_the_agent_refuses_a_tampered_file_and_leav
     ensure!(std::fs::metadata(&disk)?.len() == 64 << 20);
     let reserved = grid.client.reserved(&node, None).await?;
     ensure!(reserved.cpu_millis == 1000, "reserved {reserved:?}");
+    // The node said on chain how it runs VMs (TCG on these machines: its KVM probe fails).
+    let hypervisor = grid.client.node_hypervisor(&node, None).await?;
+    eprintln!("the node runs VMs with {hypervisor:?}");
+    ensure!(hypervisor.is_some(), "the node's hypervisor is on chain");
 
     // The agent killed with -9 and started again finds the same QEMU and leaves it be.
     let pid = qemu_pid(&home.root, first)?;
@@ -184,6 +236,61 @@ async fn a_vm_contract_boots_survives_the_agent_refuses_a_tampered_file_and_leav
         processes_naming(&home.run_dir.join("vms").to_string_lossy()).is_empty(),
         "no QEMU or virtiofsd is left"
     );
+
+    // A VM with its own kernel image (a kernel package's files, here the modules it needs only):
+    // booted from it. An image with no kernel is an error that names what is missing.
+    let kernel = push_kernel_image(&grid.registry.addr).await?;
+    let own = grid
+        .create(
+            &bob,
+            &node,
+            &deployment(
+                &vm(&image, "own-kernel").replace(
+                    "      vcpus: 1\n",
+                    &format!("      kernel: {kernel}\n      vcpus: 1\n"),
+                ),
+                Some((bob.account(), &node)),
+            )?,
+        )
+        .await?;
+    grid.wait_states(own, 1, &[("box", "ok")], DEPLOY).await?;
+    console(&home.root, own, "zos-vm: ready").await?;
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", qemu_pid(&home.root, own)?))?;
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let kernels = std::fs::read_dir(home.storage_dir.join("vm-boot"))?
+        .flatten()
+        .filter(|e| e.path().join("vmlinux").is_file())
+        .count();
+    ensure!(
+        kernels == 2,
+        "the kernel image got its own kernel and initramfs beside the default: {cmdline}"
+    );
+    let bad = grid
+        .create(
+            &bob,
+            &node,
+            &deployment(
+                &vm(&image, "no-kernel").replace(
+                    "      vcpus: 1\n",
+                    &format!("      kernel: {}\n      vcpus: 1\n", grid.image),
+                ),
+                Some((bob.account(), &node)),
+            )?,
+        )
+        .await?;
+    let lines = grid
+        .wait_states(bad, 1, &[("box", "error")], DEPLOY)
+        .await?;
+    ensure!(
+        lines.iter().any(|l| l
+            .2
+            .contains("no boot/vmlinuz-<release> in the kernel image")),
+        "{lines:?}"
+    );
+    grid.cancel(&bob, own).await?;
+    grid.cancel(&bob, bad).await?;
+    wait_gone(own, home, DEPLOY).await?;
+    wait_gone(bad, home, DEPLOY).await?;
 
     // A file of the image changed in the store: the next VM of it does not launch, and the
     // chain hears which file.

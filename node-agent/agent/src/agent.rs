@@ -102,6 +102,18 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
     )
     .await?;
 
+    // Users read how this node runs VMs (or that it runs none) before they deploy one here.
+    let hypervisor = drivers.vms().map(|vms| match vms.vms().host().accel {
+        Accel::Kvm => zos_chain_client::Hypervisor::Kvm,
+        Accel::Tcg => zos_chain_client::Hypervisor::Tcg,
+    });
+    if let Err(e) = chain::set_hypervisor(&view, &submitter, hypervisor).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "the hypervisor was not stated on chain"
+        );
+    }
+
     let engine = Engine::new(drivers.drivers(), view.clone(), outbox.clone());
     {
         // A pull that ends brings the contracts waiting for it back at once.
@@ -231,6 +243,8 @@ async fn vm_host(config: &config::Vms, layout: &Layout) -> anyhow::Result<Option
             accel: Accel::Tcg,
             tsc_khz: vm::host_tsc_khz(),
             boot,
+            busybox: config.busybox.clone(),
+            boot_cache: cache,
         };
         host.accel = match config.accel.as_str() {
             "kvm" => Accel::Kvm,

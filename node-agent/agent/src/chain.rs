@@ -136,6 +136,33 @@ pub async fn register(
     }
 }
 
+/// Says on chain how this node runs VMs (`None`: it runs none), unless the chain says so already.
+pub async fn set_hypervisor(
+    view: &ChainView,
+    submitter: &Submitter<NodeKey>,
+    hypervisor: Option<zos_chain_client::Hypervisor>,
+) -> anyhow::Result<()> {
+    let node = view.node;
+    let on_chain = view
+        .read(|c| async move { c.node_hypervisor(&node, None).await })
+        .await?;
+    use zos_chain_client::Hypervisor::{Kvm, Tcg};
+    // The generated type has no `PartialEq`.
+    let same = matches!(
+        (&on_chain, &hypervisor),
+        (None, None) | (Some(Kvm), Some(Kvm)) | (Some(Tcg), Some(Tcg))
+    );
+    if same {
+        return Ok(());
+    }
+    let said = format!("{hypervisor:?}");
+    submitter
+        .submit(&api::tx().grid().set_hypervisor(hypervisor))
+        .await?;
+    tracing::info!(node = %node, hypervisor = said, "hypervisor stated on chain");
+    Ok(())
+}
+
 /// A refusal that retrying cannot change: the configuration must.
 fn is_permanent(e: &anyhow::Error) -> bool {
     use zos_chain_client::GridError;

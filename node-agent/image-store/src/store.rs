@@ -106,6 +106,14 @@ pub enum StoreError {
     /// A blocking task panicked or was cancelled.
     #[error("store task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// A stored file does not match its fingerprint.
+    #[error("/{path} of image {image} failed verification")]
+    FileChanged {
+        /// The image.
+        image: Digest,
+        /// The file's path in the image.
+        path: String,
+    },
 }
 
 /// Errors pulling an image.
@@ -337,6 +345,39 @@ impl Store {
         let record: ImageRecord = serde_json::from_slice(&bytes)
             .map_err(|source| StoreError::CorruptRecord { path, source })?;
         Ok(Some(record))
+    }
+
+    /// The content of regular file `path` (no leading `/`) of image `digest`, checked against
+    /// its fingerprint in the image's tree; `None` when the store has no such image or the image
+    /// no such regular file.
+    pub fn read_image_file(
+        &self,
+        digest: &Digest,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(record) = self.image(digest)? else {
+            return Ok(None);
+        };
+        let Some(entry) = record.tree.get(path) else {
+            return Ok(None);
+        };
+        let crate::tree::EntryKind::File { blake3, .. } = entry.kind else {
+            return Ok(None);
+        };
+        let meta = crate::content::Meta {
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+        };
+        let object = self.content.object_path(blake3, meta);
+        let bytes = fs::read(&object).fs("read", &object)?;
+        if ContentHash::of(&bytes) != blake3 {
+            return Err(StoreError::FileChanged {
+                image: digest.clone(),
+                path: path.to_string(),
+            });
+        }
+        Ok(Some(bytes))
     }
 
     /// Digests of the complete images.

@@ -141,5 +141,13 @@ mod benchmarks {
         assert!(Nodes::<T>::get(&node).is_some_and(|n| n.down_since.is_some()));
     }
 
+    #[benchmark]
+    fn set_hypervisor() {
+        let (_, node) = farm_and_node::<T>();
+        #[extrinsic_call]
+        _(RawOrigin::Signed(node.clone()), Some(Hypervisor::Tcg));
+        assert_eq!(NodeHypervisors::<T>::get(&node), Some(Hypervisor::Tcg));
+    }
+
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }

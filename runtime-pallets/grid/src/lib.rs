@@ -54,6 +54,28 @@ pub struct Farm<AccountId> {
     pub name: FarmName,
 }
 
+/// How a node runs virtual machines, as it found by booting a probe guest.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum Hypervisor {
+    /// Hardware virtualization (KVM).
+    #[codec(index = 0)]
+    Kvm,
+    /// QEMU's translator (TCG): runs anywhere, several times slower.
+    #[codec(index = 1)]
+    Tcg,
+}
+
 /// A registered node.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
 pub struct Node<BlockNumber> {
@@ -185,6 +207,10 @@ pub mod pallet {
     pub type NodeApprovals<T: Config> =
         StorageDoubleMap<_, Blake2_128Concat, FarmId, Blake2_128Concat, T::AccountId, ()>;
 
+    /// How each node that runs VMs runs them; a node absent here runs none.
+    #[pallet::storage]
+    pub type NodeHypervisors<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, Hypervisor>;
+
     /// The nodes of each farm.
     #[pallet::storage]
     pub type FarmNodes<T: Config> =
@@ -226,6 +252,11 @@ pub mod pallet {
         NodeApproved { farm: FarmId, node: T::AccountId },
         /// A node said it is going down; it is down until its next uptime report.
         NodeWentDown { node: T::AccountId, at: u64 },
+        /// A node said how it runs VMs (`None`: it runs none).
+        NodeHypervisorSet {
+            node: T::AccountId,
+            hypervisor: Option<Hypervisor>,
+        },
     }
 
     #[pallet::error]
@@ -262,6 +293,8 @@ pub mod pallet {
         NodeNotApproved,
         /// The node already said it is down.
         AlreadyDown,
+        /// The node already said this of its hypervisor.
+        HypervisorUnchanged,
     }
 
     #[pallet::call]
@@ -486,6 +519,25 @@ pub mod pallet {
             Self::deposit_event(Event::NodeWentDown { node, at: now });
             Ok(())
         }
+
+        /// The calling node says how it runs VMs: with KVM, with TCG, or not at all (`None`).
+        /// Users read it before they deploy a VM there.
+        #[pallet::call_index(10)]
+        #[pallet::weight(T::WeightInfo::set_hypervisor())]
+        pub fn set_hypervisor(
+            origin: OriginFor<T>,
+            hypervisor: Option<Hypervisor>,
+        ) -> DispatchResult {
+            let node = ensure_signed(origin)?;
+            ensure!(Nodes::<T>::contains_key(&node), Error::<T>::UnknownNode);
+            ensure!(
+                NodeHypervisors::<T>::get(&node) != hypervisor,
+                Error::<T>::HypervisorUnchanged
+            );
+            NodeHypervisors::<T>::set(&node, hypervisor);
+            Self::deposit_event(Event::NodeHypervisorSet { node, hypervisor });
+            Ok(())
+        }
     }
 
     impl<T: Config> Pallet<T> {
@@ -532,6 +584,7 @@ pub mod pallet {
                 Error::<T>::NodeHasContracts
             );
             Nodes::<T>::remove(&node);
+            NodeHypervisors::<T>::remove(&node);
             FarmNodes::<T>::remove(farm, &node);
             Self::deposit_event(Event::NodeRemoved { node, farm });
             Ok(())

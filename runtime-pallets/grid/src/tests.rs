@@ -394,3 +394,39 @@ fn downtime_counts_what_a_node_said_and_what_it_was_silent() {
         assert_noop!(Grid::report_down(origin(OTHER)), Error::<Test>::UnknownNode);
     });
 }
+
+#[test]
+fn only_a_registered_node_says_how_it_runs_vms_and_it_goes_with_the_node() {
+    use crate::{Hypervisor, NodeHypervisors};
+    new_test_ext().execute_with(|| {
+        // A stranger's account is no node.
+        assert_noop!(
+            Grid::set_hypervisor(origin(OTHER), Some(Hypervisor::Kvm)),
+            Error::<Test>::UnknownNode
+        );
+        farm_and_node();
+        assert_ok!(Grid::set_hypervisor(origin(NODE), Some(Hypervisor::Tcg)));
+        System::assert_last_event(
+            Event::NodeHypervisorSet {
+                node: NODE,
+                hypervisor: Some(Hypervisor::Tcg),
+            }
+            .into(),
+        );
+        assert_eq!(NodeHypervisors::<Test>::get(NODE), Some(Hypervisor::Tcg));
+        // Saying the same again is refused (and pays its fee).
+        assert_noop!(
+            Grid::set_hypervisor(origin(NODE), Some(Hypervisor::Tcg)),
+            Error::<Test>::HypervisorUnchanged
+        );
+        assert_ok!(Grid::set_hypervisor(origin(NODE), None));
+        assert_eq!(NodeHypervisors::<Test>::get(NODE), None);
+        assert_ok!(Grid::set_hypervisor(origin(NODE), Some(Hypervisor::Kvm)));
+        assert_ok!(Grid::remove_node(origin(FARMER), NODE));
+        assert_eq!(
+            NodeHypervisors::<Test>::get(NODE),
+            None,
+            "gone with the node"
+        );
+    });
+}

@@ -24,6 +24,8 @@ pub trait WeightInfo {
     fn approve_node() -> Weight;
     /// `report_down`.
     fn report_down() -> Weight;
+    /// `set_hypervisor`.
+    fn set_hypervisor() -> Weight;
 }
 
 impl WeightInfo for () {
@@ -58,5 +60,9 @@ impl WeightInfo for () {
     fn report_down() -> Weight {
         Weight::from_parts(15_000_000, 3_600)
             .saturating_add(RocksDbWeight::get().reads_writes(1, 1))
+    }
+    fn set_hypervisor() -> Weight {
+        Weight::from_parts(15_000_000, 3_600)
+            .saturating_add(RocksDbWeight::get().reads_writes(2, 1))
     }
 }

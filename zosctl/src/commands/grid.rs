@@ -74,6 +74,11 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
     let up = now.saturating_sub(node.last_seen) <= offline_after;
     let last_report = client.node_last_report(account, None).await?;
     let contracts = client.contracts_of_node(account, None).await?;
+    let vms = match client.node_hypervisor(account, None).await? {
+        Some(zos_chain_client::Hypervisor::Kvm) => Some("kvm"),
+        Some(zos_chain_client::Hypervisor::Tcg) => Some("tcg"),
+        None => None,
+    };
     let farm_name = client
         .farm(node.farm, None)
         .await?
@@ -107,7 +112,7 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
         last_report.map_or_else(|| "never".into(), |t| fmt::ago(now, t)),
     );
     let details = format!(
-        "node      {account}\nfarm      {farm_name} (id {})\nstatus    {status} (down after {offline_after}s without a report; last seen {})\nlast uptime report  {report}, up {}s\ncapacity  {}\nreserved  {}\nfree      {}\ncontracts {}\nendpoint  {}\nwireguard 0x{}",
+        "node      {account}\nfarm      {farm_name} (id {})\nstatus    {status} (down after {offline_after}s without a report; last seen {})\nlast uptime report  {report}, up {}s\ncapacity  {}\nreserved  {}\nfree      {}\ncontracts {}\nvms       {}\nendpoint  {}\nwireguard 0x{}",
         node.farm,
         fmt::ago(now, node.last_seen),
         node.uptime,
@@ -115,6 +120,11 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
         fmt::capacity(&reserved),
         fmt::capacity(&free),
         if contracts.is_empty() { "none".to_string() } else { contracts.iter().map(u64::to_string).collect::<Vec<_>>().join(", ") },
+        match vms {
+            Some("kvm") => "yes, with KVM",
+            Some(_) => "yes, with TCG (no hardware virtualization: slower)",
+            None => "no",
+        },
         node.endpoint,
         hex::encode(node.wg_public_key),
     );
@@ -132,6 +142,7 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
             "free": fmt::capacity_json(&free),
             "contracts": contracts,
             "endpoint": node.endpoint,
+            "vms": vms,
         }),
         row,
         details,

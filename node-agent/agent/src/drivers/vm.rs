@@ -1,5 +1,6 @@
 //! Virtual machines: QEMU's microvm machine through `zos_host::vm`, booting the node's default
-//! kernel (or the VM's own), with the root filesystem the image store builds from the image's
+//! kernel or the VM's own (a kernel image: a kernel package's `boot/vmlinuz-<release>` and
+//! `lib/modules/<release>/`, read from the image store with every file checked), with the root filesystem the image store builds from the image's
 //! files, checked file by file at every launch like a container's, and shared with the guest
 //! over virtiofs: a second VM of an image adds no copy of its files.
 
@@ -12,10 +13,13 @@ use std::{
 use zos_chain_client::keys::NodeKey;
 use zos_contracts::{Deployment, VirtualMachine, Workload, WorkloadKind, WorkloadSpec};
 use zos_host::{
-    vm::{VmSpec, VmState, Vms},
+    vm::{
+        boot::{self, BootError, KernelFiles},
+        BootFiles, VmSpec, VmState, Vms,
+    },
     WorkloadId,
 };
-use zos_image_store::RootfsError;
+use zos_image_store::{Digest, RootfsError, Store};
 
 use super::{chain_of, open_env, DiskDriver, Image, Images};
 use crate::{
@@ -91,13 +95,15 @@ impl VmDriver {
         w: &Workload,
         vm: &VirtualMachine,
     ) -> Result<Applied, DriverError> {
-        if vm.kernel.is_some() {
-            return Err(DriverError::Permanent(
-                "a VM's own kernel image is not supported by this node yet: omit `kernel` to \
-                 boot the node's default kernel"
-                    .into(),
-            ));
-        }
+        let boot = match &vm.kernel {
+            None => None,
+            Some(kernel) => match self.images.get(kernel, id.contract)? {
+                Image::Ready {
+                    digest, reference, ..
+                } => Some(self.kernel_of(&digest, &reference)?),
+                Image::Pending(pending) => return Ok(pending),
+            },
+        };
         let (digest, reference) = match self.images.get(&vm.image, id.contract)? {
             Image::Ready {
                 digest, reference, ..
@@ -158,7 +164,7 @@ impl VmDriver {
                 .iter()
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .collect(),
-            boot: None,
+            boot,
             labels: BTreeMap::from([(VERSION_LABEL.to_string(), w.version.to_string())]),
         };
         match self.vms.start(&spec) {
@@ -175,6 +181,51 @@ impl VmDriver {
                 }))
             }
         }
+    }
+}
+
+impl VmDriver {
+    /// The kernel and initramfs of kernel image `digest` (a kernel package's files:
+    /// `boot/vmlinuz-<release>` and `lib/modules/<release>/`), made once per kernel.
+    fn kernel_of(&self, digest: &Digest, reference: &str) -> Result<BootFiles, DriverError> {
+        let host = self.vms.host();
+        let files = StoreKernel {
+            store: self.images.store(),
+            digest,
+        };
+        boot::prepare_from(&files, &host.busybox, &host.boot_cache).map_err(|e| match e {
+            BootError::NoKernel(_) | BootError::BadKernel { .. } | BootError::NoModule(_) => {
+                DriverError::Permanent(format!("kernel image {reference}: {e}"))
+            }
+            other => DriverError::Transient(format!("kernel image {reference}: {other}")),
+        })
+    }
+}
+
+/// A kernel image's files in the image store, each checked against its fingerprint as it is
+/// read.
+struct StoreKernel<'a> {
+    store: &'a Store,
+    digest: &'a Digest,
+}
+
+impl KernelFiles for StoreKernel<'_> {
+    fn paths(&self) -> Result<Vec<String>, BootError> {
+        let record = self
+            .store
+            .image(self.digest)
+            .map_err(|e| BootError::Store(e.to_string()))?
+            .ok_or_else(|| {
+                BootError::Store(format!("image {} is not in the store", self.digest))
+            })?;
+        Ok(record.tree.files().map(|(p, ..)| p.to_string()).collect())
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, BootError> {
+        self.store
+            .read_image_file(self.digest, path)
+            .map_err(|e| BootError::Store(e.to_string()))?
+            .ok_or_else(|| BootError::Store(format!("/{path} is not a file of the image")))
     }
 }
 

@@ -43,9 +43,12 @@ pub enum BootError {
         #[source]
         source: io::Error,
     },
-    /// The kernel package directory has no kernel.
-    #[error("no boot/vmlinuz-* under {0}")]
+    /// The kernel package has no kernel (the path is empty for a kernel image).
+    #[error("no boot/vmlinuz-<release> in {}", if .0.as_os_str().is_empty() { "the kernel image".to_string() } else { .0.display().to_string() })]
     NoKernel(PathBuf),
+    /// A file of a kernel image could not be read from the image store.
+    #[error("kernel image: {0}")]
+    Store(String),
     /// The kernel file is neither an ELF image nor a bzImage this node can unpack.
     #[error("{path}: {why}")]
     BadKernel {
@@ -75,23 +78,98 @@ pub struct BootFiles {
     pub initramfs: PathBuf,
 }
 
+/// Where a kernel package's files are read from: a directory it was unpacked into
+/// ([`PackageDir`]), or an image in the node's image store (its files checked as they are read).
+pub trait KernelFiles {
+    /// Every regular file's path, relative to the package's root (`boot/vmlinuz-6.1.0-…`).
+    fn paths(&self) -> Result<Vec<String>, BootError>;
+    /// A file's content.
+    fn read(&self, path: &str) -> Result<Vec<u8>, BootError>;
+}
+
+/// A kernel package unpacked under a directory.
+pub struct PackageDir(pub PathBuf);
+
+impl KernelFiles for PackageDir {
+    fn paths(&self) -> Result<Vec<String>, BootError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.0.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&dir)(e)),
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file() {
+                    if let Ok(rel) = path.strip_prefix(&self.0) {
+                        out.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, BootError> {
+        let full = self.0.join(path);
+        fs::read(&full).map_err(io_err(&full))
+    }
+}
+
 /// Makes (or finds, when made before) the boot files of the kernel package unpacked under
 /// `package`, in `cache`. `busybox` is a static busybox for the initramfs.
 pub fn prepare(package: &Path, busybox: &Path, cache: &Path) -> Result<BootFiles, BootError> {
-    let vmlinuz = newest_kernel(package)?;
-    let release = vmlinuz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .unwrap_or_default()
-        .to_string();
-    let compressed = fs::read(&vmlinuz).map_err(io_err(&vmlinuz))?;
+    prepare_from(&PackageDir(package.to_path_buf()), busybox, cache).map_err(|e| match e {
+        BootError::NoKernel(_) => BootError::NoKernel(package.to_path_buf()),
+        other => other,
+    })
+}
+
+/// [`prepare`] from any [`KernelFiles`]: the newest `boot/vmlinuz-<release>` and the modules
+/// under `lib/modules/<release>/` (or `usr/lib/modules/<release>/`).
+pub fn prepare_from(
+    package: &dyn KernelFiles,
+    busybox: &Path,
+    cache: &Path,
+) -> Result<BootFiles, BootError> {
+    let paths = package.paths()?;
+    let vmlinuz = paths
+        .iter()
+        .filter(|p| {
+            p.strip_prefix("boot/vmlinuz-")
+                .is_some_and(|r| !r.is_empty() && !r.contains('/'))
+        })
+        .max()
+        .ok_or_else(|| BootError::NoKernel(PathBuf::new()))?
+        .clone();
+    let release = vmlinuz["boot/vmlinuz-".len()..].to_string();
+    let compressed = package.read(&vmlinuz)?;
     let busybox_bytes = fs::read(busybox).map_err(io_err(busybox))?;
+    let module_dir = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|d| format!("{d}/{release}/"))
+        .find(|d| paths.iter().any(|p| p.starts_with(d.as_str())))
+        .unwrap_or_else(|| format!("lib/modules/{release}/"));
+    let mut modules: Vec<&String> = paths
+        .iter()
+        .filter(|p| p.starts_with(module_dir.as_str()))
+        .collect();
+    modules.sort();
     // Named by what went in, so that a new kernel, busybox or init makes new files.
     let mut hasher = blake3::Hasher::new();
     hasher.update(&compressed);
     hasher.update(&busybox_bytes);
     hasher.update(INIT.as_bytes());
+    for m in &modules {
+        hasher.update(m.as_bytes());
+    }
     let key = hasher.finalize().to_hex()[..16].to_string();
     let dir = cache.join(format!("{release}-{key}"));
     let files = BootFiles {
@@ -105,35 +183,16 @@ pub fn prepare(package: &Path, busybox: &Path, cache: &Path) -> Result<BootFiles
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
     let vmlinux = unpack_kernel(&compressed).map_err(|why| BootError::BadKernel {
-        path: vmlinuz.clone(),
+        path: PathBuf::from(&vmlinuz),
         why,
     })?;
     fs::write(tmp.join("vmlinux"), vmlinux).map_err(io_err(&tmp))?;
-    let modules = resolve_modules(&package.join("lib/modules").join(&release), MODULES)?;
-    let cpio = initramfs(&busybox_bytes, &modules)?;
+    let order = resolve_modules(package, &module_dir, &modules, MODULES)?;
+    let cpio = initramfs(package, &busybox_bytes, &order)?;
     fs::write(tmp.join("initramfs.cpio"), cpio).map_err(io_err(&tmp))?;
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
     Ok(files)
-}
-
-/// The `boot/vmlinuz-*` of `package` with the highest release (by file name).
-fn newest_kernel(package: &Path) -> Result<PathBuf, BootError> {
-    let boot = package.join("boot");
-    let mut kernels: Vec<PathBuf> = fs::read_dir(&boot)
-        .map_err(io_err(&boot))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort();
-    kernels
-        .pop()
-        .ok_or_else(|| BootError::NoKernel(package.to_path_buf()))
 }
 
 /// The uncompressed kernel inside `image`: `image` itself when it is already an ELF file, else
@@ -193,31 +252,43 @@ pub fn unpack_kernel(image: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The module files for `wanted` and what they depend on, each after its dependencies. A module
-/// built into the kernel (`modules.builtin`) needs no file.
-fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, PathBuf)>, BootError> {
+/// The module files (paths in `package`) for `wanted` and what they depend on, each after its
+/// dependencies. A module built into the kernel (`modules.builtin`) needs no file.
+fn resolve_modules(
+    package: &dyn KernelFiles,
+    module_dir: &str,
+    modules: &[&String],
+    wanted: &[&str],
+) -> Result<Vec<(String, String)>, BootError> {
     let mut files = BTreeMap::new();
-    if dir.join("kernel").is_dir() {
-        index_modules(&dir.join("kernel"), &mut files)?;
+    for path in modules {
+        if let Some(stem) = path.rsplit('/').next().and_then(|n| n.strip_suffix(".ko")) {
+            files.insert(stem.replace('-', "_"), (*path).clone());
+        }
     }
-    let builtin: Vec<String> = fs::read_to_string(dir.join("modules.builtin"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.rsplit('/').next())
-        .map(|f| f.trim_end_matches(".ko").replace('-', "_"))
-        .collect();
+    let builtin_path = format!("{module_dir}modules.builtin");
+    let builtin: Vec<String> = if modules.iter().any(|p| **p == builtin_path) {
+        String::from_utf8_lossy(&package.read(&builtin_path)?)
+            .lines()
+            .filter_map(|l| l.rsplit('/').next())
+            .map(|f| f.trim_end_matches(".ko").replace('-', "_"))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut order = Vec::new();
     for name in wanted {
-        add_module(name, &files, &builtin, &mut order, 0)?;
+        add_module(package, name, &files, &builtin, &mut order, 0)?;
     }
     Ok(order)
 }
 
 fn add_module(
+    package: &dyn KernelFiles,
     name: &str,
-    files: &BTreeMap<String, PathBuf>,
+    files: &BTreeMap<String, String>,
     builtin: &[String],
-    order: &mut Vec<(String, PathBuf)>,
+    order: &mut Vec<(String, String)>,
     depth: usize,
 ) -> Result<(), BootError> {
     if order.iter().any(|(n, _)| n == name) || builtin.iter().any(|b| b == name) {
@@ -229,27 +300,10 @@ fn add_module(
     if depth > 32 {
         return Err(BootError::NoModule(format!("{name} (dependency cycle)")));
     }
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    for dep in module_depends(&bytes) {
-        add_module(&dep, files, builtin, order, depth + 1)?;
+    for dep in module_depends(&package.read(path)?) {
+        add_module(package, &dep, files, builtin, order, depth + 1)?;
     }
     order.push((name.to_string(), path.clone()));
-    Ok(())
-}
-
-fn index_modules(dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<(), BootError> {
-    for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            index_modules(&path, files)?;
-        } else if let Some(stem) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ko"))
-        {
-            files.insert(stem.replace('-', "_"), path);
-        }
-    }
     Ok(())
 }
 
@@ -269,7 +323,11 @@ fn module_depends(ko: &[u8]) -> Vec<String> {
 }
 
 /// The initramfs: busybox, the modules and the order to load them in, and `/init`.
-fn initramfs(busybox: &[u8], modules: &[(String, PathBuf)]) -> Result<Vec<u8>, BootError> {
+fn initramfs(
+    package: &dyn KernelFiles,
+    busybox: &[u8],
+    modules: &[(String, String)],
+) -> Result<Vec<u8>, BootError> {
     let mut cpio = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "newroot", "modules"] {
         cpio.dir(dir);
@@ -278,8 +336,7 @@ fn initramfs(busybox: &[u8], modules: &[(String, PathBuf)]) -> Result<Vec<u8>, B
     cpio.symlink("bin/sh", "busybox");
     let mut order = String::new();
     for (name, path) in modules {
-        let bytes = fs::read(path).map_err(io_err(path))?;
-        cpio.file(&format!("modules/{name}.ko"), 0o644, &bytes);
+        cpio.file(&format!("modules/{name}.ko"), 0o644, &package.read(path)?);
         order.push_str(name);
         order.push('\n');
     }

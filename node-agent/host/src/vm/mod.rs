@@ -74,6 +74,10 @@ pub struct VmHost {
     pub tsc_khz: Option<u64>,
     /// The node's default kernel and initramfs.
     pub boot: BootFiles,
+    /// A static busybox, for the initramfs of a VM's own kernel.
+    pub busybox: PathBuf,
+    /// Where kernels and their initramfs are made (once per kernel).
+    pub boot_cache: PathBuf,
 }
 
 /// A VM to start.

@@ -72,6 +72,8 @@ impl VmTest {
             accel: Accel::Tcg,
             tsc_khz: vm::host_tsc_khz(),
             boot,
+            busybox: "/bin/busybox".into(),
+            boot_cache: dir.path().join("boot"),
         };
         let root = dir.path().join("root");
         for d in ["bin", "sbin", "proc", "sys", "dev", "root", "etc", "tmp"] {
