@@ -275,13 +275,7 @@ pub async fn push_busybox_with(
         }
         std::fs::write(p, content)?;
     }
-    let pushed = push_dirs(
-        &[dir.path().to_path_buf()],
-        &PushOptions::new(registry.to_string(), repository),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("push to {registry}: {e}"))?;
-    Ok(format!("{registry}/{repository}@{}", pushed.digest()))
+    push_dir(registry, repository, dir.path()).await
 }
 
 /// The `/sbin/init` of [`push_vm_image`]'s guests: it says on the console that it runs (with
@@ -326,8 +320,13 @@ pub async fn push_vm_image(
         }
         std::fs::write(p, content)?;
     }
+    push_dir(registry, repository, dir.path()).await
+}
+
+/// Pushes the directory `dir` as a one-layer image; returns its pinned reference.
+pub async fn push_dir(registry: &str, repository: &str, dir: &Path) -> Result<String> {
     let pushed = push_dirs(
-        &[dir.path().to_path_buf()],
+        &[dir.to_path_buf()],
         &PushOptions::new(registry.to_string(), repository),
     )
     .await

@@ -128,13 +128,7 @@ async fn push_kernel_image(registry: &str) -> Result<String> {
             }
         }
     }
-    let pushed = zos_image_store::push::push_dirs(
-        &[dir.path().to_path_buf()],
-        &zos_image_store::push::PushOptions::new(registry.to_string(), "zos/kernel"),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("push: {e}"))?;
-    Ok(format!("{registry}/zos/kernel@{}", pushed.digest()))
+    zos_e2e::push_dir(registry, "zos/kernel", dir.path()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,7 +65,7 @@ impl Disks {
     /// refused ([`DiskError::Shrink`]) and left as it is.
     pub fn ensure(&self, id: &WorkloadId, size: u64) -> Result<PathBuf, DiskError> {
         id.validate()?;
-        if size % 512 != 0 {
+        if !size.is_multiple_of(512) {
             return Err(DiskError::Unaligned(size));
         }
         let path = self.path(id);
@@ -164,7 +164,7 @@ mod tests {
             disks.ensure(&id, (1 << 30) + 1),
             Err(DiskError::Unaligned(_))
         ));
-        assert_eq!(disks.list().unwrap(), [id.clone()]);
+        assert_eq!(disks.list().unwrap(), std::slice::from_ref(&id));
         disks.remove(&id).unwrap();
         disks.remove(&id).unwrap();
         assert!(disks.list().unwrap().is_empty());

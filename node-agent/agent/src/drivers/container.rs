@@ -14,9 +14,11 @@ use zos_host::{
     container::{BindMount, ContainerSpec, Containers, RunState as HostState},
     WorkloadId,
 };
-use zos_image_store::{ImageRecord, RootfsError};
+use zos_image_store::ImageRecord;
 
-use super::{chain_of, open_env, Image, Images, VolumeDriver};
+use super::{
+    chain_of, drop_root_filesystem, open_env, root_filesystem, Image, Images, VolumeDriver,
+};
 use crate::{
     engine::{Applied, Driver, DriverError, Observed, RunState},
     metering::Sample,
@@ -114,22 +116,11 @@ impl ContainerDriver {
                 .remove(id, STOP_GRACE)
                 .map_err(|e| transient("removing the previous container", &e))?;
             if !same_version {
-                store
-                    .remove_rootfs(&wid)
-                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
+                drop_root_filesystem(store, &wid)?;
             }
         }
         // Its writes go to a filesystem of the contract's `rootfs_size`, and nowhere else.
-        let rootfs = match store.prepare_rootfs_sized(&digest, &wid, c.rootfs_size) {
-            Err(RootfsError::ImageMismatch { .. } | RootfsError::SizeMismatch { .. }) => {
-                store
-                    .remove_rootfs(&wid)
-                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
-                store.prepare_rootfs_sized(&digest, &wid, c.rootfs_size)
-            }
-            other => other,
-        }
-        .map_err(|e| transient(&format!("image {reference}"), &e))?;
+        let rootfs = root_filesystem(store, &digest, &wid, c.rootfs_size, &reference)?;
 
         let spec = ContainerSpec {
             id: id.clone(),

@@ -206,6 +206,38 @@ impl Images {
     }
 }
 
+/// The root filesystem of workload `wid` from image `digest` (named `reference` in messages),
+/// with a writable layer of `size`: the one it has when that is of this image and size (a
+/// restart keeps its writes), else a fresh one. Every file is checked against the image as it is
+/// made or found again.
+pub fn root_filesystem(
+    store: &Store,
+    digest: &Digest,
+    wid: &str,
+    size: u64,
+    reference: &str,
+) -> Result<zos_image_store::Rootfs, DriverError> {
+    use zos_image_store::RootfsError;
+    match store.prepare_rootfs_sized(digest, wid, size) {
+        Err(RootfsError::ImageMismatch { .. } | RootfsError::SizeMismatch { .. }) => {
+            drop_root_filesystem(store, wid)?;
+            store.prepare_rootfs_sized(digest, wid, size)
+        }
+        other => other,
+    }
+    .map_err(|e| DriverError::Transient(format!("image {reference}: {}", chain_of(&e))))
+}
+
+/// Removes workload `wid`'s root filesystem (a new version starts from the image again).
+pub fn drop_root_filesystem(store: &Store, wid: &str) -> Result<(), DriverError> {
+    store.remove_rootfs(wid).map_err(|e| {
+        DriverError::Transient(format!(
+            "removing the previous root filesystem: {}",
+            chain_of(&e)
+        ))
+    })
+}
+
 /// A workload's environment as its owner wrote it. A sealed value is opened with the node's key
 /// only if it was sealed for this contract's owner, this node, this workload (`workload`) and
 /// this variable: a value copied from another contract is refused, and its plaintext goes

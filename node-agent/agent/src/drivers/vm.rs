@@ -19,9 +19,9 @@ use zos_host::{
     },
     WorkloadId,
 };
-use zos_image_store::{Digest, RootfsError, Store};
+use zos_image_store::{Digest, Store};
 
-use super::{chain_of, open_env, DiskDriver, Image, Images};
+use super::{chain_of, drop_root_filesystem, open_env, root_filesystem, DiskDriver, Image, Images};
 use crate::{
     engine::{Applied, Driver, DriverError, Observed, RunState},
     metering::Sample,
@@ -135,21 +135,10 @@ impl VmDriver {
                 .remove(id, self.stop_grace)
                 .map_err(|e| transient("removing the previous VM", &e))?;
             if !same_version {
-                store
-                    .remove_rootfs(&wid)
-                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
+                drop_root_filesystem(store, &wid)?;
             }
         }
-        let rootfs = match store.prepare_rootfs_sized(&digest, &wid, ROOTFS_SIZE) {
-            Err(RootfsError::ImageMismatch { .. } | RootfsError::SizeMismatch { .. }) => {
-                store
-                    .remove_rootfs(&wid)
-                    .map_err(|e| transient("removing the previous root filesystem", &e))?;
-                store.prepare_rootfs_sized(&digest, &wid, ROOTFS_SIZE)
-            }
-            other => other,
-        }
-        .map_err(|e| transient(&format!("image {reference}"), &e))?;
+        let rootfs = root_filesystem(store, &digest, &wid, ROOTFS_SIZE, &reference)?;
 
         let spec = VmSpec {
             id: id.clone(),

@@ -200,7 +200,7 @@ fn a_vm_boots_from_a_shared_root_with_its_disk_and_config_pauses_and_is_removed_
         t.vms.host().clone(),
     )
     .unwrap();
-    assert_eq!(again.list().unwrap(), [id.clone()]);
+    assert_eq!(again.list().unwrap(), std::slice::from_ref(&id));
     assert_eq!(again.status(&id).unwrap().unwrap().state, VmState::Running);
     assert!(again.stats(&id).unwrap().memory > 64 << 20);
 
