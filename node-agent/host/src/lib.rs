@@ -13,6 +13,7 @@
 //! helper process (the shim, [`container::shim_main`]) that builds the container and then stays
 //! as its monitor.
 
+mod cgroup;
 mod id;
 mod sys;
 

@@ -165,6 +165,9 @@ impl VmDriver {
                 // QEMU's and virtiofsd's own words name host paths: they stay in the log.
                 tracing::warn!(vm = %wid, error = chain_of(&e), "VM did not start");
                 Err(DriverError::Transient(match e {
+                    zos_host::vm::VmError::Start { what: "cgroup", .. } => {
+                        "the VM's cgroup could not be made".to_string()
+                    }
                     zos_host::vm::VmError::Start { what, .. } => format!("{what} did not start"),
                     other => format!("starting: {other}"),
                 }))

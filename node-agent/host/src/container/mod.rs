@@ -12,7 +12,6 @@
 //! A container's environment holds its opened secrets: every directory here is 0700 and every
 //! file 0600, owned by the agent (root).
 
-mod cgroup;
 mod files;
 mod shim;
 mod spec;
@@ -32,6 +31,7 @@ use nix::unistd::Pid;
 
 pub use spec::{cgroup_path, oci_spec, write_bundle, CPU_PERIOD_US, DEFAULT_PATH, PIDS_LIMIT};
 
+use crate::cgroup;
 use crate::id::{InvalidWorkloadId, WorkloadId};
 use crate::sys;
 

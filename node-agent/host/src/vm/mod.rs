@@ -28,6 +28,7 @@ pub use boot::{BootError, BootFiles, Cpio};
 use qmp::{Qmp, QmpError};
 
 use crate::{
+    cgroup::Hierarchies,
     sys::{self, is_live, private_dir, write_atomic},
     InvalidWorkloadId, WorkloadId,
 };
@@ -39,6 +40,11 @@ const VIRTIOFSD_START: Duration = Duration::from_secs(10);
 /// The console log is cut back to half this size when it grows past it.
 pub const CONSOLE_CAP: u64 = 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
+/// Memory a VM's cgroup allows beyond the guest's own: QEMU's (about 200 MiB measured for a
+/// small TCG guest, translation cache included) and virtiofsd's, with room to spare.
+pub const QEMU_OVERHEAD: u64 = 512 * MIB;
+/// Tasks a VM's cgroup allows: QEMU's vCPU, I/O and worker threads and virtiofsd's.
+const VM_PIDS: u64 = 512;
 
 /// How QEMU runs guests on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +162,7 @@ pub enum VmError {
     /// QEMU or virtiofsd did not start.
     #[error("{what} did not start: {why}")]
     Start {
-        /// `qemu` or `virtiofsd`.
+        /// `qemu`, `virtiofsd` or `cgroup`.
         what: &'static str,
         /// Its own words (node-local: they may name host paths).
         why: String,
@@ -187,17 +193,23 @@ struct Record {
     virtiofsd_pid: i32,
 }
 
-/// The VMs of this host, each in a directory under `root`.
+/// The VMs of this host, each in a directory under `root` and a cgroup `/zos/<id>` of its own.
 pub struct Vms {
     root: PathBuf,
     host: VmHost,
+    cgroups: Hierarchies,
 }
 
 impl Vms {
     /// VMs under `root` (created if missing), run with `host`'s tools.
     pub fn new(root: PathBuf, host: VmHost) -> Result<Vms, VmError> {
         private_dir(&root).map_err(io_err(&root))?;
-        Ok(Vms { root, host })
+        let cgroups = Hierarchies::detect().map_err(io_err(Path::new("/proc/self/mountinfo")))?;
+        Ok(Vms {
+            root,
+            host,
+            cgroups,
+        })
     }
 
     /// The host's VM tooling.
@@ -253,7 +265,22 @@ impl Vms {
         bytes.extend(guest_config(spec)?);
         write_atomic(&initramfs, &bytes).map_err(io_err(&initramfs))?;
 
-        let virtiofsd_pid = self.start_virtiofsd(&dir, &spec.root)?;
+        // The VM's QEMU and virtiofsd run in a cgroup of their own: the vCPUs it reserved, its
+        // memory and QEMU's overhead, a bounded number of tasks.
+        let cgroup = spec.id.container_id();
+        let cgroup_err = |e: io::Error| VmError::Start {
+            what: "cgroup",
+            why: e.to_string(),
+        };
+        self.cgroups
+            .create_limited(
+                &cgroup,
+                u64::from(spec.vcpus.max(1)) * 1000,
+                spec.memory.div_ceil(MIB) * MIB + QEMU_OVERHEAD,
+                VM_PIDS,
+            )
+            .map_err(cgroup_err)?;
+        let virtiofsd_pid = self.start_virtiofsd(&dir, &spec.root, &cgroup)?;
         let record = Record {
             started_at_ms: sys::unix_millis(SystemTime::now()),
             labels: spec.labels.clone(),
@@ -272,6 +299,7 @@ impl Vms {
             })?;
         if !out.status.success() {
             self.stop_virtiofsd(&spec.id);
+            let _ = self.cgroups.remove(&cgroup);
             return Err(VmError::Start {
                 what: "qemu",
                 why: format!(
@@ -280,6 +308,14 @@ impl Vms {
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),
             });
+        }
+        if let Some(pid) = self.qemu_pid(&spec.id) {
+            if let Err(e) = self.cgroups.add(&cgroup, pid) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                self.stop_virtiofsd(&spec.id);
+                let _ = self.cgroups.remove(&cgroup);
+                return Err(cgroup_err(e));
+            }
         }
         tracing::info!(vm = %spec.id.container_id(), accel = self.host.accel.as_str(), "VM started");
         Ok(())
@@ -366,7 +402,7 @@ impl Vms {
         args
     }
 
-    fn start_virtiofsd(&self, dir: &Path, shared: &Path) -> Result<i32, VmError> {
+    fn start_virtiofsd(&self, dir: &Path, shared: &Path, cgroup: &str) -> Result<i32, VmError> {
         let socket = dir.join("fs.sock");
         let log_path = dir.join("virtiofsd.log");
         let log = fs::File::create(&log_path).map_err(io_err(&log_path))?;
@@ -389,6 +425,15 @@ impl Vms {
                 why: format!("cannot run {}: {e}", self.host.virtiofsd.display()),
             })?;
         let pid = child.id() as i32;
+        // Before it forks its sandbox, which then starts in the cgroup too.
+        if let Err(e) = self.cgroups.add(cgroup, pid) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(VmError::Start {
+                what: "virtiofsd",
+                why: format!("cgroup: {e}"),
+            });
+        }
         let up = sys::wait_until(VIRTIOFSD_START, || {
             socket.exists() || matches!(child.try_wait(), Ok(Some(_)))
         });
@@ -485,6 +530,10 @@ impl Vms {
             }
         }
         self.stop_virtiofsd(id);
+        // Whatever is left in its cgroup goes with it.
+        if let Err(e) = self.cgroups.remove(&id.container_id()) {
+            tracing::warn!(vm = %id.container_id(), error = %e, "cgroup not removed");
+        }
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -518,6 +567,12 @@ impl Vms {
     /// What the VM's processes use; `None` when QEMU does not run.
     pub fn stats(&self, id: &WorkloadId) -> Option<VmStats> {
         let qemu = self.qemu_pid(id)?;
+        if let Some(usage) = self.cgroups.usage(&id.container_id()) {
+            return Some(VmStats {
+                cpu_ns: usage.cpu_ns,
+                memory: usage.memory_current,
+            });
+        }
         let mut stats = proc_usage(qemu)?;
         if let Some(r) = self.record(id) {
             if cmdline_names(r.virtiofsd_pid, &self.dir(id)) {

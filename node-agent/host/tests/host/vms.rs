@@ -193,6 +193,23 @@ fn a_vm_boots_from_a_shared_root_with_its_disk_and_config_pauses_and_is_removed_
     assert_eq!(status.state, VmState::Running);
     assert_eq!(status.labels["zos.version"], "3");
     let pid = qemu_pid(&t.vms, &id);
+    // QEMU runs in the VM's own cgroup: the vCPU it reserved, its memory and QEMU's overhead.
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let cid = id.container_id();
+    assert!(
+        cgroups.lines().any(|l| l.ends_with(&format!("/zos/{cid}"))),
+        "{cgroups}"
+    );
+    let read = |c: &str, f: &str| {
+        fs::read_to_string(format!("/sys/fs/cgroup/{c}/zos/{cid}/{f}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "100000", "one vCPU");
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        ((256u64 << 20) + vm::QEMU_OVERHEAD).to_string()
+    );
 
     // An agent that restarts finds it by name, with nothing in memory.
     let again = Vms::new(
@@ -232,6 +249,10 @@ fn a_vm_boots_from_a_shared_root_with_its_disk_and_config_pauses_and_is_removed_
         "no QEMU or virtiofsd of it is left"
     );
     assert!(!dir.exists(), "its directory is gone");
+    for c in ["cpu", "memory", "pids"] {
+        let d = format!("/sys/fs/cgroup/{c}/zos/{cid}");
+        assert!(!Path::new(&d).exists(), "{d} is gone");
+    }
     assert!(t.vms.list().unwrap().is_empty());
     // The disk is the disk driver's: it stays until its own workload goes.
     assert_eq!(t.disks.size(&id), Some(64 << 20));

@@ -1,6 +1,7 @@
-//! A container's cgroups, read and removed directly (libcontainer creates them).
+//! The cgroups of containers and VMs. A container's are made by libcontainer and read and
+//! removed here; a VM's are made here ([`Hierarchies::create_limited`]).
 //!
-//! The cgroup of container `<id>` is `/zos/<id>` below the root of every hierarchy: one directory
+//! The cgroup of workload `<id>` is `/zos/<id>` below the root of every hierarchy: one directory
 //! per v1 controller on a v1 or hybrid host, one directory on a v2 host.
 
 use std::fs;
@@ -15,7 +16,7 @@ use crate::sys;
 
 /// The cgroup hierarchies mounted on this host.
 #[derive(Debug, Clone)]
-pub(super) struct Hierarchies {
+pub(crate) struct Hierarchies {
     /// v1 hierarchies: mount point and the controllers bound to it.
     v1: Vec<(PathBuf, Vec<String>)>,
     /// cgroup2 mounts (the unified hierarchy; on a hybrid host it has no controllers).
@@ -24,7 +25,7 @@ pub(super) struct Hierarchies {
 
 /// Resource use read from the cgroup files.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Usage {
+pub(crate) struct Usage {
     pub cpu_ns: u64,
     pub memory_current: u64,
     pub memory_peak: u64,
@@ -161,6 +162,67 @@ impl Hierarchies {
         }
     }
 
+    /// Makes the cgroup of `id` in every hierarchy, limited to `cpu_millis` thousandths of a CPU,
+    /// `memory` bytes (swap included where the host accounts it) and `pids` tasks. Memory a
+    /// process used before it moves in stays charged where it was (on kernels that no longer
+    /// move charges): move processes in as they start.
+    pub fn create_limited(
+        &self,
+        id: &str,
+        cpu_millis: u64,
+        memory: u64,
+        pids: u64,
+    ) -> io::Result<()> {
+        let write = |dir: &Path, file: &str, value: String| -> io::Result<()> {
+            let path = dir.join(file);
+            if path.exists() {
+                fs::write(&path, value)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            }
+            Ok(())
+        };
+        let quota = cpu_millis.saturating_mul(100).max(1000);
+        if self.is_v1() {
+            // Only the controllers that limit and account (a new cpuset cgroup would have no
+            // CPUs to run on until filled in).
+            for controller in ["cpu", "cpuacct", "memory", "pids"] {
+                if let Some(d) = self.v1_dir(controller, id) {
+                    fs::create_dir_all(d)?;
+                }
+            }
+            if let Some(d) = self.v1_dir("cpu", id) {
+                write(&d, "cpu.cfs_period_us", "100000".into())?;
+                write(&d, "cpu.cfs_quota_us", quota.to_string())?;
+            }
+            if let Some(d) = self.v1_dir("memory", id) {
+                // Deprecated by newer kernels (EINVAL here, 6.18): best effort only.
+                let _ = write(&d, "memory.move_charge_at_immigrate", "3".into());
+                write(&d, "memory.limit_in_bytes", memory.to_string())?;
+                write(&d, "memory.memsw.limit_in_bytes", memory.to_string())?;
+            }
+            if let Some(d) = self.v1_dir("pids", id) {
+                write(&d, "pids.max", pids.to_string())?;
+            }
+        } else if let Some(d) = self.v2_dir(id) {
+            fs::create_dir_all(&d)?;
+            write(&d, "cpu.max", format!("{quota} 100000"))?;
+            write(&d, "memory.max", memory.to_string())?;
+            write(&d, "memory.swap.max", "0".into())?;
+            write(&d, "pids.max", pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` (all its threads) into the cgroup of `id`, in every hierarchy.
+    pub fn add(&self, id: &str, pid: i32) -> io::Result<()> {
+        for d in self.dirs(id) {
+            let procs = d.join("cgroup.procs");
+            fs::write(&procs, pid.to_string())
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", procs.display())))?;
+        }
+        Ok(())
+    }
+
     /// CPU time and memory of the cgroup; `None` if it does not exist.
     pub fn usage(&self, container_id: &str) -> Option<Usage> {
         if self.is_v1() {
@@ -205,14 +267,14 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 /// `pid` is in the container's cgroup (guards signals against a reused pid).
-pub(super) fn in_cgroup(pid: i32, container_id: &str) -> bool {
+pub(crate) fn in_cgroup(pid: i32, container_id: &str) -> bool {
     let suffix = format!("/zos/{container_id}");
     fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .is_ok_and(|s| s.lines().any(|l| l.ends_with(&suffix)))
 }
 
 /// Bytes received and sent on the interfaces of `pid`'s network namespace, loopback excluded.
-pub(super) fn net_bytes(pid: i32) -> (u64, u64) {
+pub(crate) fn net_bytes(pid: i32) -> (u64, u64) {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
         return (0, 0);
     };
