@@ -251,13 +251,15 @@ async fn a_vm_contract_boots_survives_the_agent_refuses_a_tampered_file_and_leav
     console(&home.root, own, "zos-vm: ready").await?;
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", qemu_pid(&home.root, own)?))?;
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    let kernels = std::fs::read_dir(home.storage_dir.join("vm-boot"))?
+    let own_kernels: Vec<PathBuf> = std::fs::read_dir(home.storage_dir.join("vm-boot/images"))?
         .flatten()
-        .filter(|e| e.path().join("vmlinux").is_file())
-        .count();
+        .map(|e| e.path())
+        .filter(|p| p.join("vmlinux").is_file())
+        .collect();
     ensure!(
-        kernels == 2,
-        "the kernel image got its own kernel and initramfs beside the default: {cmdline}"
+        own_kernels.len() == 1
+            && cmdline.contains(&*own_kernels[0].join("vmlinux").to_string_lossy()),
+        "the VM boots the kernel made from its kernel image: {cmdline} ({own_kernels:?})"
     );
     let bad = grid
         .create(

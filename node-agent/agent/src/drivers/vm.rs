@@ -33,6 +33,9 @@ const VERSION_LABEL: &str = "zos.version";
 /// disks. Reserved and billed with the VM (`zos_contracts::limits::VM_ROOTFS`).
 const ROOTFS_SIZE: u64 = zos_contracts::limits::VM_ROOTFS;
 
+/// Kernels of VMs' own kernel images kept unpacked (the node's default is kept apart, always).
+const KERNEL_CACHE: usize = 4;
+
 /// See the module documentation.
 pub struct VmDriver {
     images: Images,
@@ -185,7 +188,15 @@ impl VmDriver {
             store: self.images.store(),
             digest,
         };
-        boot::prepare_from(&files, &host.busybox, &host.boot_cache).map_err(|e| match e {
+        let cache = host.boot_cache.join("images");
+        let made = boot::prepare_from(&files, &host.busybox, &cache);
+        if let Ok(made) = &made {
+            // Every distinct kernel image costs the node its unpacked kernel: a few are kept.
+            if let Some(dir) = made.kernel.parent() {
+                boot::prune_cache(&cache, KERNEL_CACHE, dir);
+            }
+        }
+        made.map_err(|e| match e {
             BootError::NoKernel(_) | BootError::BadKernel { .. } | BootError::NoModule(_) => {
                 DriverError::Permanent(format!("kernel image {reference}: {e}"))
             }
@@ -214,6 +225,22 @@ impl KernelFiles for StoreKernel<'_> {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, BootError> {
+        // A tenant's image: no file of it is read whole past the bound.
+        let size = self
+            .store
+            .image(self.digest)
+            .map_err(|e| BootError::Store(e.to_string()))?
+            .and_then(|r| match r.tree.get(path).map(|e| &e.kind) {
+                Some(zos_image_store::EntryKind::File { size, .. }) => Some(*size),
+                _ => None,
+            })
+            .unwrap_or(0);
+        if size > boot::MAX_KERNEL_FILE_BYTES {
+            return Err(BootError::TooLarge(format!(
+                "/{path} has {size} bytes, over this node's {} for a file of a kernel image",
+                boot::MAX_KERNEL_FILE_BYTES
+            )));
+        }
         self.store
             .read_image_file(self.digest, path)
             .map_err(|e| BootError::Store(e.to_string()))?

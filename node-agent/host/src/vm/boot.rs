@@ -28,6 +28,11 @@ pub const MODULES: &[&str] = &[
     "evdev",
 ];
 
+/// The largest kernel this node unpacks (Debian's cloud kernel is 53 MB unpacked).
+pub const MAX_KERNEL_BYTES: usize = 256 << 20;
+/// The largest file of a kernel image this node reads (the kernel file, a module).
+pub const MAX_KERNEL_FILE_BYTES: u64 = 128 << 20;
+
 /// The initramfs's `/init`.
 const INIT: &str = include_str!("init.sh");
 
@@ -49,6 +54,9 @@ pub enum BootError {
     /// A file of a kernel image could not be read from the image store.
     #[error("kernel image: {0}")]
     Store(String),
+    /// A file of a kernel image is over what this node reads.
+    #[error("{0}")]
+    TooLarge(String),
     /// The kernel file is neither an ELF image nor a bzImage this node can unpack.
     #[error("{path}: {why}")]
     BadKernel {
@@ -177,6 +185,8 @@ pub fn prepare_from(
         initramfs: dir.join("initramfs.cpio"),
     };
     if files.kernel.is_file() && files.initramfs.is_file() {
+        // Used again: the newest in the cache's eyes ([`prune_cache`]).
+        let _ = fs::File::open(&dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
         return Ok(files);
     }
     let tmp = cache.join(format!(".{release}-{key}.tmp"));
@@ -193,6 +203,28 @@ pub fn prepare_from(
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
     Ok(files)
+}
+
+/// Keeps at most `keep` kernels in `cache` (the most recently made or used, by modification
+/// time), and always `current`. A VM that runs has its kernel in memory already; one that starts
+/// again after its kernel was evicted has it made again.
+pub fn prune_cache(cache: &Path, keep: usize, current: &Path) {
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter(|(_, p)| p != current)
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep.saturating_sub(1));
+    for (_, dir) in dirs.into_iter().take(excess) {
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "kernel cache not pruned");
+        }
+    }
 }
 
 /// The uncompressed kernel inside `image`: `image` itself when it is already an ELF file, else
@@ -228,13 +260,23 @@ pub fn unpack_kernel(image: &[u8]) -> Result<Vec<u8>, String> {
         .split_at_checked(payload.len().saturating_sub(4))
         .ok_or("empty payload")?;
     let size = u32::from_le_bytes(size.try_into().map_err(|_| "empty payload")?) as usize;
+    // A kernel image can come from a tenant: what it announces, and what it unpacks to, are
+    // bounded before anything is allocated.
+    if size > MAX_KERNEL_BYTES {
+        return Err(format!(
+            "the kernel announces {size} bytes unpacked, over this node's {MAX_KERNEL_BYTES}"
+        ));
+    }
     let mut out = Vec::with_capacity(size);
+    let limit = size as u64 + 1;
     if data.starts_with(&[0x02, 0x21, 0x4c, 0x18]) {
         lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
             .read_to_end(&mut out)
             .map_err(|e| format!("LZ4 payload: {e}"))?;
     } else if data.starts_with(&[0x1f, 0x8b]) {
         flate2::read::GzDecoder::new(data)
+            .take(limit)
             .read_to_end(&mut out)
             .map_err(|e| format!("gzip payload: {e}"))?;
     } else {
@@ -432,6 +474,49 @@ mod tests {
         assert!(text.contains("TRAILER!!!"));
         // header (110) + "a\0" padded to 112, then "xyz" padded to 116.
         assert_eq!(&out[112..115], b"xyz");
+    }
+
+    #[test]
+    fn a_kernel_that_announces_too_much_is_refused_before_anything_is_allocated() {
+        let mut image = vec![0u8; 0x300];
+        image[0x1f1] = 1; // setup_sects: the payload starts at 1024 + payload_offset
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        image[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
+        let payload: Vec<u8> = [0x02u8, 0x21, 0x4c, 0x18]
+            .into_iter()
+            .chain((u32::MAX).to_le_bytes())
+            .collect();
+        image[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        image.resize(1024, 0);
+        image.extend(&payload);
+        let err = unpack_kernel(&image).unwrap_err();
+        assert!(err.contains("over this node's"), "{err}");
+    }
+
+    #[test]
+    fn the_kernel_cache_keeps_the_newest_and_the_current_one() {
+        let cache = tempfile::tempdir().unwrap();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+        let mut dirs = Vec::new();
+        for i in 0..6u64 {
+            let d = cache.path().join(format!("k{i}"));
+            fs::create_dir(&d).unwrap();
+            fs::write(d.join("vmlinux"), b"x").unwrap();
+            fs::File::open(&d)
+                .unwrap()
+                .set_modified(base + std::time::Duration::from_secs(i * 10))
+                .unwrap();
+            dirs.push(d);
+        }
+        // The oldest is the one in use right now.
+        prune_cache(cache.path(), 4, &dirs[0]);
+        let mut left: Vec<String> = fs::read_dir(cache.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["k0", "k3", "k4", "k5"]);
     }
 
     #[test]
