@@ -164,6 +164,13 @@ impl VmDriver {
             Err(e @ zos_host::vm::VmError::BadEnvName(_)) => {
                 Err(DriverError::Permanent(e.to_string()))
             }
+            Err(e @ zos_host::vm::VmError::SocketPathTooLong(_)) => {
+                // The node's configuration, not the owner's doing: loud here, short on chain.
+                tracing::error!(vm = %wid, error = %e, "VM not started");
+                Err(DriverError::Permanent(
+                    "this node's run directory is too long for the VM's sockets".into(),
+                ))
+            }
             Err(e) => {
                 // QEMU's and virtiofsd's own words name host paths: they stay in the log.
                 tracing::warn!(vm = %wid, error = chain_of(&e), "VM did not start");

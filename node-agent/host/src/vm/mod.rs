@@ -173,6 +173,9 @@ pub enum VmError {
     /// A QMP exchange failed.
     #[error(transparent)]
     Qmp(#[from] QmpError),
+    /// The VM's sockets would have paths longer than a unix socket address holds.
+    #[error("{0}: longer than the 107 bytes of a unix socket path; use a shorter run_dir")]
+    SocketPathTooLong(PathBuf),
     /// The environment has a name a shell cannot export.
     #[error("env {0}: not a valid variable name for a VM")]
     BadEnvName(String),
@@ -250,6 +253,10 @@ impl Vms {
     pub fn start(&self, spec: &VmSpec) -> Result<(), VmError> {
         spec.id.validate()?;
         let dir = self.dir(&spec.id);
+        let longest = dir.join("qmp.sock");
+        if longest.as_os_str().len() > 107 {
+            return Err(VmError::SocketPathTooLong(longest));
+        }
         if self.qemu_pid(&spec.id).is_some() {
             return Err(VmError::AlreadyRunning(spec.id.container_id()));
         }

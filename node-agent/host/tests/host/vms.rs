@@ -310,3 +310,15 @@ fn a_guest_that_powers_off_is_seen_exited_and_a_guest_that_ignores_the_button_is
     assert!(!alive(pid));
     assert!(processes_naming(&t.vms.dir(&id).to_string_lossy()).is_empty());
 }
+
+#[test]
+fn a_run_directory_too_long_for_a_socket_is_a_clear_error_not_a_silent_failure() {
+    let t = VmTest::new();
+    let long = t.root.parent().unwrap().join("r".repeat(90));
+    let vms = Vms::new(long.clone(), t.vms.host().clone()).unwrap();
+    let spec = t.spec("sock");
+    let err = vms.start(&spec).unwrap_err();
+    assert!(matches!(err, vm::VmError::SocketPathTooLong(_)), "{err}");
+    assert!(err.to_string().contains("use a shorter run_dir"), "{err}");
+    assert!(vms.list().unwrap().is_empty(), "nothing was made");
+}
