@@ -361,6 +361,8 @@ impl<C: Chain> Engine<C> {
                 unready.insert(name.clone(), Unready::Waits);
             } else if retry {
                 unready.insert(name.clone(), Unready::Retried);
+            } else if status == Status::Unsupported {
+                unready.insert(name.clone(), Unready::Unsupported);
             } else if status != Status::Ok {
                 unready.insert(name.clone(), Unready::Stuck);
             }
@@ -689,8 +691,11 @@ enum Unready {
     Waits,
     /// It failed and is retried: so are its dependents.
     Retried,
-    /// It failed for good, or this node cannot run it: its dependents are errors, not retried.
+    /// It failed for good: its dependents are errors, not retried.
     Stuck,
+    /// This node cannot run it: neither can it run its dependents, which are reported
+    /// unsupported too (and so not billed).
+    Unsupported,
 }
 
 /// The outcome of a workload one of whose dependencies is not ready, the same for every kind.
@@ -716,6 +721,10 @@ fn not_ready(
                 retry: how == Unready::Retried,
                 ..Outcome::new(Status::Error, &DriverError::NotReady(what).to_string())
             },
+            Unready::Unsupported => Outcome::new(
+                Status::Unsupported,
+                &format!("needs {what}, which this node does not support yet"),
+            ),
         })
     })
 }

@@ -1053,11 +1053,19 @@ async fn a_kind_without_a_driver_is_unsupported_and_what_needs_it_says_so() {
             "disk workloads are not supported by this node yet".into()
         )
     );
+    // What cannot run without it cannot run here either: unsupported too, so not billed.
     assert_eq!(
         states["box"],
-        (Status::Error, "disk root is not ready".into())
+        (
+            Status::Unsupported,
+            "needs disk root, which this node does not support yet".into()
+        )
     );
     assert_eq!(states["web"].0, Status::Ok);
+    assert!(
+        !host.calls().iter().any(|c| c.contains("1/box")),
+        "the VM is not started without its disks"
+    );
 }
 
 async fn zos_testkit_wait(mut ok: impl FnMut() -> bool) {
