@@ -347,17 +347,14 @@ impl Store {
         Ok(Some(record))
     }
 
-    /// The content of regular file `path` (no leading `/`) of image `digest`, checked against
-    /// its fingerprint in the image's tree; `None` when the store has no such image or the image
-    /// no such regular file.
+    /// The content of regular file `path` (no leading `/`) of the image `record` describes (from
+    /// [`Store::image`]), checked against its fingerprint in the image's tree; `None` when the
+    /// image has no such regular file.
     pub fn read_image_file(
         &self,
-        digest: &Digest,
+        record: &ImageRecord,
         path: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(record) = self.image(digest)? else {
-            return Ok(None);
-        };
         let Some(entry) = record.tree.get(path) else {
             return Ok(None);
         };
@@ -373,7 +370,7 @@ impl Store {
         let bytes = fs::read(&object).fs("read", &object)?;
         if ContentHash::of(&bytes) != blake3 {
             return Err(StoreError::FileChanged {
-                image: digest.clone(),
+                image: record.digest.clone(),
                 path: path.to_string(),
             });
         }

@@ -19,7 +19,7 @@ use zos_host::{
     },
     WorkloadId,
 };
-use zos_image_store::{Digest, Store};
+use zos_image_store::{Digest, ImageRecord, Store};
 
 use super::{chain_of, drop_root_filesystem, open_env, root_filesystem, DiskDriver, Image, Images};
 use crate::{
@@ -73,14 +73,14 @@ impl VmDriver {
     pub fn samples(&self) -> anyhow::Result<Vec<Sample>> {
         let mut out = Vec::new();
         for id in self.vms.list()? {
-            let (Some(stats), Ok(Some(status))) = (self.vms.stats(&id), self.vms.status(&id))
-            else {
+            // Read from the VM's cgroup and records only: no QMP round trip per sample.
+            let Some(stats) = self.vms.stats(&id) else {
                 continue;
             };
             out.push(Sample {
                 contract: id.contract,
                 container: id.container_id(),
-                started: status.started_at,
+                started: stats.started_at,
                 cpu_ns: stats.cpu_ns,
                 memory: stats.memory,
                 // VMs have no network until private networks land; nothing crosses.
@@ -191,10 +191,14 @@ impl VmDriver {
     /// `boot/vmlinuz-<release>` and `lib/modules/<release>/`), made once per kernel.
     fn kernel_of(&self, digest: &Digest, reference: &str) -> Result<BootFiles, DriverError> {
         let host = self.vms.host();
-        let files = StoreKernel {
-            store: self.images.store(),
-            digest,
-        };
+        let store = self.images.store();
+        let record = store
+            .image(digest)
+            .map_err(|e| DriverError::transient(&format!("kernel image {reference}"), e))?
+            .ok_or_else(|| {
+                DriverError::Transient(format!("kernel image {reference} is not in the store"))
+            })?;
+        let files = StoreKernel { store, record };
         let cache = host.boot_cache.join("images");
         let made = boot::prepare_from(&files, &host.busybox, &cache);
         if let Ok(made) = &made {
@@ -213,35 +217,28 @@ impl VmDriver {
 }
 
 /// A kernel image's files in the image store, each checked against its fingerprint as it is
-/// read.
+/// read; the image's record is read once.
 struct StoreKernel<'a> {
     store: &'a Store,
-    digest: &'a Digest,
+    record: ImageRecord,
 }
 
 impl KernelFiles for StoreKernel<'_> {
     fn paths(&self) -> Result<Vec<String>, BootError> {
-        let record = self
-            .store
-            .image(self.digest)
-            .map_err(|e| BootError::Store(e.to_string()))?
-            .ok_or_else(|| {
-                BootError::Store(format!("image {} is not in the store", self.digest))
-            })?;
-        Ok(record.tree.files().map(|(p, ..)| p.to_string()).collect())
+        Ok(self
+            .record
+            .tree
+            .files()
+            .map(|(p, ..)| p.to_string())
+            .collect())
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, BootError> {
         // A tenant's image: no file of it is read whole past the bound.
-        let size = self
-            .store
-            .image(self.digest)
-            .map_err(|e| BootError::Store(e.to_string()))?
-            .and_then(|r| match r.tree.get(path).map(|e| &e.kind) {
-                Some(zos_image_store::EntryKind::File { size, .. }) => Some(*size),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let size = match self.record.tree.get(path).map(|e| &e.kind) {
+            Some(zos_image_store::EntryKind::File { size, .. }) => *size,
+            _ => 0,
+        };
         if size > boot::MAX_KERNEL_FILE_BYTES {
             return Err(BootError::TooLarge(format!(
                 "/{path} has {size} bytes, over this node's {} for a file of a kernel image",
@@ -249,7 +246,7 @@ impl KernelFiles for StoreKernel<'_> {
             )));
         }
         self.store
-            .read_image_file(self.digest, path)
+            .read_image_file(&self.record, path)
             .map_err(|e| BootError::Store(e.to_string()))?
             .ok_or_else(|| BootError::Store(format!("/{path} is not a file of the image")))
     }

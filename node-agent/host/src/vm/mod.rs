@@ -136,8 +136,10 @@ pub struct VmStatus {
 }
 
 /// What a VM's processes (QEMU and its virtiofsd) use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmStats {
+    /// When the VM was started.
+    pub started_at: SystemTime,
     /// CPU time used, in nanoseconds.
     pub cpu_ns: u64,
     /// Resident memory, in bytes (the guest's RAM as it touches it, and QEMU's own).
@@ -574,22 +576,27 @@ impl Vms {
     /// What the VM's processes use; `None` when QEMU does not run.
     pub fn stats(&self, id: &WorkloadId) -> Option<VmStats> {
         let qemu = self.qemu_pid(id)?;
+        let record = self.record(id)?;
+        let started_at = sys::from_unix_millis(record.started_at_ms);
         if let Some(usage) = self.cgroups.usage(&id.container_id()) {
             return Some(VmStats {
+                started_at,
                 cpu_ns: usage.cpu_ns,
                 memory: usage.memory_current,
             });
         }
-        let mut stats = proc_usage(qemu)?;
-        if let Some(r) = self.record(id) {
-            if cmdline_names(r.virtiofsd_pid, &self.dir(id)) {
-                if let Some(fs) = proc_usage(r.virtiofsd_pid) {
-                    stats.cpu_ns += fs.cpu_ns;
-                    stats.memory += fs.memory;
-                }
+        let (mut cpu_ns, mut memory) = proc_usage(qemu)?;
+        if cmdline_names(record.virtiofsd_pid, &self.dir(id)) {
+            if let Some((cpu, mem)) = proc_usage(record.virtiofsd_pid) {
+                cpu_ns += cpu;
+                memory += mem;
             }
         }
-        Some(stats)
+        Some(VmStats {
+            started_at,
+            cpu_ns,
+            memory,
+        })
     }
 
     /// Keeps the console log under [`CONSOLE_CAP`]: past it, its second half moves to
@@ -664,7 +671,8 @@ fn cmdline_names(pid: i32, dir: &Path) -> bool {
     cmdline.windows(needle.len()).any(|w| w == needle)
 }
 
-fn proc_usage(pid: i32) -> Option<VmStats> {
+/// CPU time (ns) and resident memory (bytes) of process `pid`.
+fn proc_usage(pid: i32) -> Option<(u64, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the comm.
@@ -680,10 +688,7 @@ fn proc_usage(pid: i32) -> Option<VmStats> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Some(VmStats {
-        cpu_ns: ticks * 1_000_000_000 / hz.max(1),
-        memory: rss_kib * 1024,
-    })
+    Some((ticks * 1_000_000_000 / hz.max(1), rss_kib * 1024))
 }
 
 /// Which accelerator boots a guest here: KVM when `/dev/kvm` exists and a probe guest (the
