@@ -26,13 +26,14 @@ mod benchmarking;
 pub mod billing;
 #[cfg(test)]
 mod mock;
+pub mod networks;
 #[cfg(test)]
 mod tests;
 mod types;
 pub mod weights;
 
 use polkadot_sdk::{frame_support, frame_system, sp_runtime};
-use zos_contracts::{Capacity, Deployment};
+use zos_contracts::{Capacity, Deployment, Ipv4Cidr, Name};
 
 /// Test and benchmark hooks the runtime provides.
 #[cfg(feature = "runtime-benchmarks")]
@@ -186,6 +187,23 @@ pub mod pallet {
     #[pallet::storage]
     pub type Prices<T> = StorageValue<_, Pricing, ValueQuery>;
 
+    /// The private networks, by owner and name: range and members (see [`networks`]).
+    #[pallet::storage]
+    pub type Networks<T: Config> = StorageDoubleMap<
+        _,
+        Blake2_128Concat,
+        T::AccountId,
+        Blake2_128Concat,
+        Name,
+        NetworkRecord<T::AccountId>,
+    >;
+
+    /// Which of a node's [`MAX_NODE_NETWORKS`] network slots (WireGuard ports) are taken, one
+    /// bit each, lowest slot in the lowest bit of the first byte.
+    #[pallet::storage]
+    pub type NodeNetworkSlots<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, networks::Slots>;
+
     #[pallet::genesis_config]
     #[derive(frame_support::DefaultNoBound)]
     pub struct GenesisConfig<T: Config> {
@@ -274,6 +292,30 @@ pub mod pallet {
         },
         /// Prices changed.
         PricingSet { pricing: Pricing },
+        /// A contract put a node into its owner's private network.
+        NetworkMemberJoined {
+            owner: T::AccountId,
+            network: Name,
+            node: T::AccountId,
+            contract_id: ContractId,
+            subnet: Ipv4Cidr,
+            port_offset: u16,
+        },
+        /// A member of a private network changed its subnet.
+        NetworkMemberChanged {
+            owner: T::AccountId,
+            network: Name,
+            node: T::AccountId,
+            contract_id: ContractId,
+            subnet: Ipv4Cidr,
+        },
+        /// A node left a private network: its contract dropped the network workload or ended.
+        NetworkMemberLeft {
+            owner: T::AccountId,
+            network: Name,
+            node: T::AccountId,
+            contract_id: ContractId,
+        },
     }
 
     #[pallet::error]
@@ -325,6 +367,17 @@ pub mod pallet {
         TooManyNodeContracts,
         /// No more contract ids.
         ContractIdOverflow,
+        /// The owner's network of this name has another range.
+        NetworkRangeMismatch,
+        /// The subnet overlaps another member's subnet of the owner's network of this name.
+        NetworkSubnetOverlap,
+        /// Another contract of the owner already puts this node into the network of this name:
+        /// a network has one subnet per node.
+        NetworkAlreadyOnNode,
+        /// The network has as many members as it may ([`MAX_NETWORK_MEMBERS`]).
+        NetworkFull,
+        /// The node takes part in as many networks as it may ([`MAX_NODE_NETWORKS`]).
+        NodeNetworksFull,
     }
 
     #[pallet::hooks]
@@ -392,6 +445,7 @@ pub mod pallet {
             if !BillingCursor::<T>::exists() {
                 BillingCursor::<T>::put(now);
             }
+            Self::index_networks(&owner, &node, contract_id, None, Some(&deployment))?;
             let hash = zos_contracts::hash_encoded(&encoded);
             ContractDeployment::<T>::insert(contract_id, encoded);
             Contracts::<T>::insert(
@@ -501,6 +555,13 @@ pub mod pallet {
                 u.memory_allowance = u.memory_allowance.max(capacity.mru);
             });
 
+            Self::index_networks(
+                &who,
+                &contract.node,
+                contract_id,
+                Some(&old),
+                Some(&deployment),
+            )?;
             let hash = zos_contracts::hash_encoded(&encoded);
             ContractDeployment::<T>::insert(contract_id, encoded);
             contract.version = deployment.version;
@@ -686,7 +747,7 @@ pub mod pallet {
         }
 
         /// The deployment of a live contract. It was validated and encoded by this pallet.
-        fn stored_deployment(contract_id: ContractId) -> Deployment {
+        pub(crate) fn stored_deployment(contract_id: ContractId) -> Deployment {
             let encoded = ContractDeployment::<T>::get(contract_id)
                 .expect("every live contract has its deployment; qed");
             Deployment::decode(&mut &encoded[..])
@@ -1006,6 +1067,8 @@ pub mod pallet {
         /// Removes a contract and everything kept for it, and frees its capacity. Its holds were
         /// settled by [`Self::settle_final`].
         fn remove(contract_id: ContractId, contract: &ContractOf<T>) {
+            let deployment = Self::stored_deployment(contract_id);
+            Self::leave_networks(&contract.owner, &contract.node, contract_id, &deployment);
             Contracts::<T>::remove(contract_id);
             ContractDeployment::<T>::remove(contract_id);
             ContractsByNode::<T>::remove(&contract.node, contract_id);
@@ -1104,7 +1167,7 @@ pub mod pallet {
                     "an owner's held reserve is not its contracts' reserves"
                 );
             }
-            Ok(())
+            Self::networks_try_state()
         }
     }
 

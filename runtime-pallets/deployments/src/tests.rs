@@ -1157,3 +1157,286 @@ fn an_update_that_shrinks_a_volume_is_refused() {
         );
     });
 }
+
+/// A deployment with one network workload of each `(name, range, subnet)`, at `version`.
+fn networks(version: u32, nets: &[(&str, &str, &str)]) -> Deployment {
+    let mut yaml = format!("version: {version}\nworkloads:\n");
+    for (name, range, subnet) in nets {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    version: {version}\n    network: {{ range: {range}, subnet: {subnet} }}\n"
+        ));
+    }
+    DeploymentFile::from_yaml(&yaml)
+        .unwrap()
+        .into_deployment(None)
+        .unwrap()
+}
+
+fn net_name(name: &str) -> zos_contracts::Name {
+    name.as_bytes().to_vec().try_into().unwrap()
+}
+
+/// `(node, contract, subnet, port offset)` of each member of `owner`'s network `name`.
+fn members(owner: u64, name: &str) -> Vec<(u64, u64, String, u16)> {
+    crate::Networks::<Test>::get(owner, net_name(name))
+        .map(|r| {
+            r.members
+                .iter()
+                .map(|m| (m.node, m.contract_id, m.subnet.to_string(), m.port_offset))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const NODE2: u64 = 11;
+const NODE3: u64 = 12;
+
+#[test]
+fn a_network_is_one_owners_contracts_of_one_name_and_refuses_members_that_would_clash() {
+    build_and_execute(|| {
+        register(NODE2, FARMER, node_capacity());
+        register(NODE3, FARMER, node_capacity());
+        let net = |range, subnet| networks(1, &[("net", range, subnet)]);
+        let a = crate::NextContractId::<Test>::get();
+        assert_ok!(Deployments::create_contract(
+            signed(ALICE),
+            NODE,
+            net("10.20.0.0/16", "10.20.1.0/24")
+        ));
+        assert_ok!(Deployments::create_contract(
+            signed(ALICE),
+            NODE2,
+            net("10.20.0.0/16", "10.20.2.0/24")
+        ));
+        assert_eq!(
+            members(ALICE, "net"),
+            vec![
+                (NODE, a, "10.20.1.0/24".into(), 0),
+                (NODE2, a + 1, "10.20.2.0/24".into(), 0)
+            ]
+        );
+        assert!(events().contains(&Event::NetworkMemberJoined {
+            owner: ALICE,
+            network: net_name("net"),
+            node: NODE2,
+            contract_id: a + 1,
+            subnet: zos_contracts::Ipv4Cidr {
+                addr: [10, 20, 2, 0],
+                prefix: 24
+            },
+            port_offset: 0,
+        }));
+
+        // Each of these would break the network for the members already in it.
+        for (node, range, subnet, error) in [
+            (
+                NODE3,
+                "10.30.0.0/16",
+                "10.30.3.0/24",
+                Error::<Test>::NetworkRangeMismatch,
+            ),
+            (
+                NODE3,
+                "10.20.0.0/16",
+                "10.20.1.128/25",
+                Error::<Test>::NetworkSubnetOverlap,
+            ),
+            (
+                NODE3,
+                "10.20.0.0/16",
+                "10.20.0.0/20",
+                Error::<Test>::NetworkSubnetOverlap,
+            ),
+            (
+                NODE2,
+                "10.20.0.0/16",
+                "10.20.3.0/24",
+                Error::<Test>::NetworkAlreadyOnNode,
+            ),
+        ] {
+            assert_noop!(
+                Deployments::create_contract(signed(ALICE), node, net(range, subnet)),
+                error
+            );
+        }
+
+        // Another owner's network of the same name and range is another network; on a node
+        // already in Alice's, it takes the next WireGuard port slot.
+        let b = crate::NextContractId::<Test>::get();
+        assert_ok!(Deployments::create_contract(
+            signed(BOB),
+            NODE,
+            net("10.20.0.0/16", "10.20.1.0/24")
+        ));
+        assert_eq!(
+            members(BOB, "net"),
+            vec![(NODE, b, "10.20.1.0/24".into(), 1)]
+        );
+        assert_eq!(members(ALICE, "net").len(), 2);
+    });
+}
+
+#[test]
+fn members_follow_their_contracts_updates_and_ends_and_free_their_port_slots() {
+    build_and_execute(|| {
+        register(NODE2, FARMER, node_capacity());
+        let a = crate::NextContractId::<Test>::get();
+        assert_ok!(Deployments::create_contract(
+            signed(ALICE),
+            NODE,
+            networks(
+                1,
+                &[
+                    ("net", "10.20.0.0/16", "10.20.1.0/24"),
+                    ("db", "192.168.0.0/16", "192.168.1.0/24")
+                ]
+            )
+        ));
+        let b = crate::NextContractId::<Test>::get();
+        assert_ok!(Deployments::create_contract(
+            signed(ALICE),
+            NODE2,
+            networks(1, &[("net", "10.20.0.0/16", "10.20.2.0/24")])
+        ));
+        assert_eq!(
+            members(ALICE, "db"),
+            vec![(NODE, a, "192.168.1.0/24".into(), 1)]
+        );
+
+        // An update may move a member to a free subnet, not onto another member's.
+        System::reset_events();
+        assert_noop!(
+            Deployments::update_contract(
+                signed(ALICE),
+                a,
+                networks(
+                    2,
+                    &[
+                        ("net", "10.20.0.0/16", "10.20.2.0/25"),
+                        ("db", "192.168.0.0/16", "192.168.1.0/24")
+                    ]
+                )
+            ),
+            Error::<Test>::NetworkSubnetOverlap
+        );
+        assert_ok!(Deployments::update_contract(
+            signed(ALICE),
+            a,
+            networks(2, &[("net", "10.20.0.0/16", "10.20.9.0/24")])
+        ));
+        assert_eq!(
+            members(ALICE, "net"),
+            vec![
+                (NODE, a, "10.20.9.0/24".into(), 0),
+                (NODE2, b, "10.20.2.0/24".into(), 0)
+            ]
+        );
+        // Dropping the db network took its member and the network with it.
+        assert_eq!(members(ALICE, "db"), vec![]);
+        let evs = events();
+        assert!(evs.contains(&Event::NetworkMemberChanged {
+            owner: ALICE,
+            network: net_name("net"),
+            node: NODE,
+            contract_id: a,
+            subnet: zos_contracts::Ipv4Cidr {
+                addr: [10, 20, 9, 0],
+                prefix: 24
+            },
+        }));
+        assert!(evs.contains(&Event::NetworkMemberLeft {
+            owner: ALICE,
+            network: net_name("db"),
+            node: NODE,
+            contract_id: a,
+        }));
+
+        // A sole member may change the range; one with peers may not.
+        assert_noop!(
+            Deployments::update_contract(
+                signed(ALICE),
+                b,
+                networks(2, &[("net", "10.30.0.0/16", "10.30.2.0/24")])
+            ),
+            Error::<Test>::NetworkRangeMismatch
+        );
+        assert_ok!(Deployments::cancel_contract(signed(ALICE), a));
+        assert!(events().contains(&Event::NetworkMemberLeft {
+            owner: ALICE,
+            network: net_name("net"),
+            node: NODE,
+            contract_id: a,
+        }));
+        assert_ok!(Deployments::update_contract(
+            signed(ALICE),
+            b,
+            networks(2, &[("net", "10.30.0.0/16", "10.30.2.0/24")])
+        ));
+        assert_eq!(
+            members(ALICE, "net"),
+            vec![(NODE2, b, "10.30.2.0/24".into(), 0)]
+        );
+
+        // NODE's slots are free again: its next network listens on the endpoint's own port.
+        assert!(crate::NodeNetworkSlots::<Test>::get(NODE).is_none());
+        let c = crate::NextContractId::<Test>::get();
+        assert_ok!(Deployments::create_contract(
+            signed(BOB),
+            NODE,
+            networks(1, &[("x", "10.0.0.0/8", "10.1.0.0/16")])
+        ));
+        assert_eq!(members(BOB, "x"), vec![(NODE, c, "10.1.0.0/16".into(), 0)]);
+    });
+}
+
+#[test]
+fn a_contract_deleted_for_want_of_funds_leaves_its_networks() {
+    build_and_execute(|| {
+        let id = crate::NextContractId::<Test>::get();
+        let yaml = "version: 1
+workloads:
+  - name: data
+    version: 1
+    volume: { size: 10GiB }
+  - name: net
+    version: 1
+    network: { range: 10.20.0.0/16, subnet: 10.20.1.0/24 }";
+        let d = DeploymentFile::from_yaml(yaml)
+            .unwrap()
+            .into_deployment(None)
+            .unwrap();
+        assert_ok!(Deployments::create_contract(signed(BOB), NODE, d));
+        assert_ok!(Balances::transfer_allow_death(
+            signed(BOB),
+            ALICE,
+            Balances::balance(&BOB) - 1
+        ));
+        set_time(GENESIS_TIME + 2 * HOUR);
+        bill_now();
+        set_time(GENESIS_TIME + 2 * HOUR + GRACE);
+        bill_now();
+        assert!(Contracts::<Test>::get(id).is_none());
+        assert_eq!(members(BOB, "net"), vec![]);
+        assert!(crate::NodeNetworkSlots::<Test>::get(NODE).is_none());
+        assert!(events().contains(&Event::NetworkMemberLeft {
+            owner: BOB,
+            network: net_name("net"),
+            node: NODE,
+            contract_id: id,
+        }));
+    });
+}
+
+#[test]
+fn a_node_takes_part_in_a_bounded_number_of_networks() {
+    build_and_execute(|| {
+        for i in 0..crate::MAX_NODE_NETWORKS as u16 {
+            assert!(matches!(crate::Pallet::<Test>::take_slot(&NODE), Ok(s) if s == i));
+        }
+        assert!(matches!(
+            crate::Pallet::<Test>::take_slot(&NODE),
+            Err(Error::<Test>::NodeNetworksFull)
+        ));
+        crate::NodeNetworkSlots::<Test>::remove(NODE);
+    });
+}

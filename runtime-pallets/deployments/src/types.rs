@@ -274,3 +274,34 @@ pub struct UpdateRefusal {
 impl PalletError for UpdateRefusal {
     const MAX_ENCODED_SIZE: usize = 2;
 }
+
+/// Most nodes one private network spans.
+pub const MAX_NETWORK_MEMBERS: u32 = 64;
+
+/// Most private networks one node takes part in: each has a WireGuard port of its own, the
+/// node's endpoint port plus the network's slot on the node (see [`NetworkMember::port_offset`]).
+pub const MAX_NODE_NETWORKS: u32 = 256;
+
+/// One node's part of a private network: the contract that put it there and its subnet.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct NetworkMember<AccountId> {
+    /// The node.
+    pub node: AccountId,
+    /// The contract whose network workload makes this member.
+    pub contract_id: ContractId,
+    /// The node's part of the range.
+    pub subnet: zos_contracts::Ipv4Cidr,
+    /// The node listens for this network's WireGuard traffic on its endpoint's port plus this:
+    /// the lowest slot free on the node when the member joined, kept while it stays.
+    pub port_offset: u16,
+}
+
+/// A private network of one owner: its range and its members, at most one per node, with
+/// subnets that do not overlap. Nodes build their WireGuard peers from it.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
+pub struct NetworkRecord<AccountId> {
+    /// The whole range, the same for every member.
+    pub range: zos_contracts::Ipv4Cidr,
+    /// The members, in the order they joined.
+    pub members: BoundedVec<NetworkMember<AccountId>, ConstU32<MAX_NETWORK_MEMBERS>>,
+}
