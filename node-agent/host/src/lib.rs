@@ -19,6 +19,7 @@ mod sys;
 
 pub mod container;
 pub mod disk;
+pub mod network;
 pub mod vm;
 pub mod volume;
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod containers;
+mod networks;
 mod private;
 mod vms;
 mod volumes;

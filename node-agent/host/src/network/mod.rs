@@ -1,0 +1,581 @@
+//! Private networks on the host: a network namespace per network, WireGuard between nodes, and a
+//! veth per container (see docs/networks.md).
+//!
+//! Per network (`<dir>/net-<id>`): a bridge `br0` holding the subnet's gateway address; the
+//! WireGuard interface `zw<id>`, made in the host's namespace (so its UDP socket listens there)
+//! and moved in; a route for the rest of the range through it; forwarding on. Nothing else is in
+//! the namespace: no link to the host, no default route, so the only way in or out is a peer's
+//! authenticated tunnel. Per attached container (`<dir>/ctr-<key>`): a namespace of its own
+//! with `eth0`, the other end of a veth on the network's bridge, its address and a route for the
+//! range through the gateway.
+//!
+//! Everything is found again by name: a restarted agent converges without touching what is
+//! already right, and peers change in place.
+
+mod netns;
+pub mod wireguard;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use futures::TryStreamExt;
+use rtnetlink::{
+    packet_route::link::LinkMessage, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+
+pub use wireguard::PeerConfig;
+
+/// Why a network could not be set up or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: nix::Error,
+    },
+    /// A netlink request failed.
+    #[error("{what}: {source}")]
+    Netlink {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: rtnetlink::Error,
+    },
+    /// wireguard-go failed or refused.
+    #[error("wireguard: {0}")]
+    WireGuard(String),
+    /// The spec is not one a network can have.
+    #[error("{0}")]
+    Invalid(String),
+    /// A worker thread panicked.
+    #[error("a network worker thread panicked")]
+    Panicked,
+}
+
+impl NetError {
+    fn io(what: &str, source: std::io::Error) -> NetError {
+        NetError::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    fn sys(what: &'static str, source: nix::Error) -> NetError {
+        NetError::Sys { what, source }
+    }
+
+    fn netlink(what: &str) -> impl FnOnce(rtnetlink::Error) -> NetError + '_ {
+        move |source| NetError::Netlink {
+            what: what.to_string(),
+            source,
+        }
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: Ipv4Addr,
+    /// Its length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// The first host address: the gateway of a subnet.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr).wrapping_add(1))
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: no prefix"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?}: not IPv4"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("{s:?}: bad prefix"))?;
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+/// One network on this node as it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Its id on this host: 12 lowercase hex digits, unique host-wide (interface names and
+    /// wireguard-go's sockets are).
+    pub id: String,
+    /// The whole range.
+    pub range: Cidr,
+    /// This node's part of it.
+    pub subnet: Cidr,
+    /// The UDP port its WireGuard listens on in the host's namespace.
+    pub listen_port: u16,
+    /// The other members.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// A container's place on a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The network's id.
+    pub network: String,
+    /// The container's key on this host: 10 lowercase hex digits, unique on the host.
+    pub key: String,
+    /// Its address, inside the subnet.
+    pub ip: Ipv4Addr,
+    /// The network's subnet on this node.
+    pub subnet: Cidr,
+    /// The network's range.
+    pub range: Cidr,
+}
+
+/// The networks of this host.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    dir: PathBuf,
+    host_ns: Option<PathBuf>,
+    wireguard_go: PathBuf,
+    private_key: [u8; 32],
+}
+
+const BRIDGE: &str = "br0";
+
+impl Networks {
+    /// Networks whose namespaces are kept under `dir`, with WireGuard's UDP sockets in the
+    /// namespace at `host_ns` (this process's when `None`), keyed by `private_key`.
+    pub fn new(
+        dir: PathBuf,
+        host_ns: Option<PathBuf>,
+        wireguard_go: PathBuf,
+        private_key: [u8; 32],
+    ) -> Networks {
+        Networks {
+            dir,
+            host_ns,
+            wireguard_go,
+            private_key,
+        }
+    }
+
+    /// The namespace file of network `id`.
+    pub fn namespace(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("net-{id}"))
+    }
+
+    /// The namespace file of the container with `key`.
+    pub fn container_namespace(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("ctr-{key}"))
+    }
+
+    /// The WireGuard interface of network `id`.
+    pub fn interface(id: &str) -> String {
+        format!("zw{id}")
+    }
+
+    /// The ids of the networks on the host.
+    pub fn list(&self) -> Result<Vec<String>, NetError> {
+        Ok(netns::list(&self.dir, "net-")?
+            .iter()
+            .filter_map(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_prefix("net-")
+                    .map(String::from)
+            })
+            .collect())
+    }
+
+    /// The keys of the containers attached on the host.
+    pub fn attached(&self) -> Result<Vec<String>, NetError> {
+        Ok(netns::list(&self.dir, "ctr-")?
+            .iter()
+            .filter_map(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_prefix("ctr-")
+                    .map(String::from)
+            })
+            .collect())
+    }
+
+    /// Makes network `spec` exist as it should, changing only what is not.
+    pub fn ensure(&self, spec: &NetworkSpec) -> Result<(), NetError> {
+        check_id(&spec.id, 12)?;
+        if !spec.range.contains(&spec.subnet) {
+            return Err(NetError::Invalid(format!(
+                "subnet {} is not inside range {}",
+                spec.subnet, spec.range
+            )));
+        }
+        let ns = self.namespace(&spec.id);
+        netns::create(&ns)?;
+        let gateway = spec.subnet.gateway();
+        let subnet = spec.subnet;
+        netns::with_netlink(Some(&ns), |h| async move {
+            set_up(&h, "lo").await?;
+            let bridge = match link(&h, BRIDGE).await? {
+                Some(l) => l.header.index,
+                None => {
+                    h.link()
+                        .add(LinkBridge::new(BRIDGE).build())
+                        .execute()
+                        .await
+                        .map_err(NetError::netlink("adding the bridge"))?;
+                    index(&h, BRIDGE).await?
+                }
+            };
+            h.address()
+                .add(bridge, gateway.into(), subnet.prefix)
+                .replace()
+                .execute()
+                .await
+                .map_err(NetError::netlink("addressing the bridge"))?;
+            set_up(&h, BRIDGE).await
+        })?;
+        netns::within(&ns, || {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+                .map_err(|e| NetError::io("turning forwarding on", e))
+        })?;
+
+        let name = Self::interface(&spec.id);
+        self.ensure_interface(&ns, &name)?;
+        let range = spec.range;
+        netns::with_netlink(Some(&ns), |h| {
+            let name = name.clone();
+            async move {
+                set_up(&h, &name).await?;
+                let wg = index(&h, &name).await?;
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(range.addr, range.prefix)
+                    .output_interface(wg)
+                    .build();
+                h.route()
+                    .add(route)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("routing the range to WireGuard"))
+            }
+        })?;
+        wireguard::configure(&name, &self.private_key, spec.listen_port, &spec.peers)
+    }
+
+    /// Makes the WireGuard interface `name` exist inside `ns`, started in the host namespace.
+    fn ensure_interface(&self, ns: &Path, name: &str) -> Result<(), NetError> {
+        let inside = netns::with_netlink(Some(ns), |h| async move { link(&h, name).await })?;
+        let socket = wireguard::socket_path(name);
+        if inside.is_some() && socket.exists() {
+            return Ok(());
+        }
+        let host = self.host_ns.as_deref();
+        // What a crash left: an interface not moved yet, or one whose socket is gone.
+        if let Some(l) = inside {
+            netns::with_netlink(Some(ns), |h| delete(h, l.header.index))?;
+        }
+        if let Some(l) = netns::with_netlink(host, |h| async move { link(&h, name).await })? {
+            netns::with_netlink(host, |h| delete(h, l.header.index))?;
+        }
+        wait_gone(&socket)?;
+        let log = self.dir.join(format!("{name}.log"));
+        match host {
+            Some(host) => netns::within(host, || wireguard::start(&self.wireguard_go, name, &log))?,
+            None => wireguard::start(&self.wireguard_go, name, &log)?,
+        }
+        // wireguard-go's child looks its interface up by name in its own namespace as it starts:
+        // moved before it answers, it would not find it and end.
+        wireguard::get(name)?;
+        let target = netns::open(ns)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&target);
+        netns::with_netlink(host, |h| async move {
+            let wg = index(&h, name).await?;
+            h.link()
+                .set(LinkUnspec::new_with_index(wg).setns_by_fd(fd).build())
+                .execute()
+                .await
+                .map_err(NetError::netlink("moving WireGuard into the network"))
+        })
+    }
+
+    /// Removes network `id`: its namespace, and with it its bridge, WireGuard interface and
+    /// wireguard-go. Containers still attached lose their link.
+    pub fn remove(&self, id: &str) -> Result<(), NetError> {
+        check_id(id, 12)?;
+        let ns = self.namespace(id);
+        let name = Self::interface(id);
+        if netns::is_mounted(&ns)? {
+            // Deleting the interface ends wireguard-go at once, whoever else holds the namespace.
+            if let Some(l) =
+                netns::with_netlink(Some(&ns), |h| async move { link(&h, &name).await })?
+            {
+                netns::with_netlink(Some(&ns), |h| delete(h, l.header.index))?;
+            }
+        }
+        netns::remove(&ns)?;
+        wait_gone(&wireguard::socket_path(&Self::interface(id)))
+    }
+
+    /// The peers network `id`'s WireGuard has, with their handshakes and traffic.
+    pub fn device(&self, id: &str) -> Result<wireguard::Device, NetError> {
+        check_id(id, 12)?;
+        wireguard::get(&Self::interface(id))
+    }
+
+    /// Gives the container `attachment.key` its namespace on the network, with `eth0` at its
+    /// address; returns the namespace's file for the container's runtime to join. Idempotent.
+    pub fn attach(&self, attachment: &Attachment) -> Result<PathBuf, NetError> {
+        let Attachment {
+            network,
+            key,
+            ip,
+            subnet,
+            range,
+        } = attachment;
+        check_id(network, 12)?;
+        check_id(key, 10)?;
+        if !subnet.contains(&Cidr {
+            addr: *ip,
+            prefix: 32,
+        }) {
+            return Err(NetError::Invalid(format!("{ip} is not inside {subnet}")));
+        }
+        let net_ns = self.namespace(network);
+        if !netns::is_mounted(&net_ns)? {
+            return Err(NetError::Invalid(format!(
+                "network {network} is not set up"
+            )));
+        }
+        let ctr_ns = self.container_namespace(key);
+        netns::create(&ctr_ns)?;
+        let (ip, gateway, prefix, range) = (*ip, subnet.gateway(), subnet.prefix, *range);
+        let ready = netns::with_netlink(Some(&ctr_ns), |h| async move {
+            let Some(eth) = link(&h, "eth0").await? else {
+                return Ok(false);
+            };
+            let mut addresses = h
+                .address()
+                .get()
+                .set_link_index_filter(eth.header.index)
+                .execute();
+            while let Some(a) = addresses
+                .try_next()
+                .await
+                .map_err(NetError::netlink("reading eth0's address"))?
+            {
+                let has_ip = a.attributes.iter().any(|at| {
+                    matches!(at, rtnetlink::packet_route::address::AddressAttribute::Address(std::net::IpAddr::V4(v)) if *v == ip)
+                });
+                if has_ip {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if ready {
+            return Ok(ctr_ns);
+        }
+
+        let (outer, inner) = (format!("c{key}"), format!("p{key}"));
+        let target = netns::open(&ctr_ns)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&target);
+        netns::with_netlink(Some(&net_ns), |h| {
+            let (outer, inner) = (outer.clone(), inner.clone());
+            async move {
+                for stale in [&outer, &inner] {
+                    if let Some(l) = link(&h, stale).await? {
+                        delete(h.clone(), l.header.index).await?;
+                    }
+                }
+                h.link()
+                    .add(LinkVeth::new(&outer, &inner).build())
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("adding the container's veth"))?;
+                let bridge = index(&h, BRIDGE).await?;
+                let outer_index = index(&h, &outer).await?;
+                h.link()
+                    .set(
+                        LinkUnspec::new_with_index(outer_index)
+                            .controller(bridge)
+                            .up()
+                            .build(),
+                    )
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("putting the veth on the bridge"))?;
+                let inner_index = index(&h, &inner).await?;
+                h.link()
+                    .set(
+                        LinkUnspec::new_with_index(inner_index)
+                            .setns_by_fd(fd)
+                            .build(),
+                    )
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("moving the veth into the container"))
+            }
+        })?;
+        netns::with_netlink(Some(&ctr_ns), |h| {
+            let inner = inner.clone();
+            async move {
+                set_up(&h, "lo").await?;
+                if let Some(old) = link(&h, "eth0").await? {
+                    delete(h.clone(), old.header.index).await?;
+                }
+                let eth = index(&h, &inner).await?;
+                h.link()
+                    .set(
+                        LinkUnspec::new_with_index(eth)
+                            .name("eth0".to_string())
+                            .build(),
+                    )
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("naming eth0"))?;
+                h.address()
+                    .add(eth, ip.into(), prefix)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("addressing eth0"))?;
+                set_up(&h, "eth0").await?;
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(range.addr, range.prefix)
+                    .gateway(gateway)
+                    .output_interface(eth)
+                    .build();
+                h.route()
+                    .add(route)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("routing the range"))
+            }
+        })?;
+        Ok(ctr_ns)
+    }
+
+    /// Removes the container `key`'s namespace, and with it both ends of its veth.
+    pub fn detach(&self, key: &str) -> Result<(), NetError> {
+        check_id(key, 10)?;
+        netns::remove(&self.container_namespace(key))
+    }
+}
+
+impl Cidr {
+    /// Whether `other` lies wholly inside this prefix.
+    pub fn contains(&self, other: &Cidr) -> bool {
+        let mask = |p: u8| {
+            if p == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(p))
+            }
+        };
+        other.prefix >= self.prefix
+            && u32::from(other.addr) & mask(self.prefix) == u32::from(self.addr) & mask(self.prefix)
+    }
+}
+
+/// Where a peer's packets go: its node's endpoint host with this network's port.
+pub fn peer_endpoint(endpoint: &str, port_offset: u16) -> Option<SocketAddr> {
+    let base: SocketAddr = endpoint.parse().ok()?;
+    let port = base.port().checked_add(port_offset)?;
+    Some(SocketAddr::new(base.ip(), port))
+}
+
+fn check_id(id: &str, len: usize) -> Result<(), NetError> {
+    if id.len() == len
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!(
+            "{id:?} is not {len} lowercase hex digits"
+        )))
+    }
+}
+
+async fn link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(l) => Ok(l),
+        // ENODEV: no such link.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
+        Err(e) => Err(NetError::netlink(&format!("looking up {name}"))(e)),
+    }
+}
+
+async fn index(h: &Handle, name: &str) -> Result<u32, NetError> {
+    link(h, name)
+        .await?
+        .map(|l| l.header.index)
+        .ok_or_else(|| NetError::Invalid(format!("link {name} vanished")))
+}
+
+async fn set_up(h: &Handle, name: &str) -> Result<(), NetError> {
+    let index = index(h, name).await?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(NetError::netlink(&format!("setting {name} up")))
+}
+
+async fn delete(h: Handle, index: u32) -> Result<(), NetError> {
+    h.link()
+        .del(index)
+        .execute()
+        .await
+        .map_err(NetError::netlink("deleting a link"))
+}
+
+/// Waits for a wireguard-go that lost its interface to end (its socket goes with it); a socket
+/// no one listens on (a wireguard-go that was killed) is removed.
+fn wait_gone(socket: &Path) -> Result<(), NetError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while socket.exists() {
+        if let Err(e) = std::os::unix::net::UnixStream::connect(socket) {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                std::fs::remove_file(socket)
+                    .map_err(|e| NetError::io("removing a dead socket", e))?;
+                continue;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(NetError::WireGuard(format!(
+                "{} is still there 5 s after its interface went",
+                socket.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
