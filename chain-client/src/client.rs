@@ -62,6 +62,28 @@ pub struct Node {
     pub uptime: u64,
 }
 
+/// A private network of one owner, as the chain indexes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRecord {
+    /// The whole range: address and prefix length.
+    pub range: ([u8; 4], u8),
+    /// Its members, one per node, in the order they joined.
+    pub members: Vec<NetworkMember>,
+}
+
+/// One node's part of a private network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkMember {
+    /// The node.
+    pub node: AccountId32,
+    /// The contract whose network workload makes it a member.
+    pub contract_id: u64,
+    /// Its subnet: address and prefix length.
+    pub subnet: ([u8; 4], u8),
+    /// Its WireGuard port for this network is its endpoint's port plus this.
+    pub port_offset: u16,
+}
+
 /// A contract's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContractState {
@@ -287,6 +309,38 @@ impl ChainClient {
             endpoint: String::from_utf8_lossy(&n.endpoint.0).into_owned(),
             last_seen: n.last_seen,
             uptime: n.uptime,
+        }))
+    }
+
+    /// `owner`'s private network `name`: its range and members; `None` when it has none.
+    pub async fn network(
+        &self,
+        owner: &AccountId32,
+        name: &[u8],
+        at: Option<u64>,
+    ) -> Result<Option<NetworkRecord>, ChainError> {
+        let at = self.at(at).await?;
+        let key = api::runtime_types::bounded_collections::bounded_vec::BoundedVec(name.to_vec());
+        let value = at
+            .storage()
+            .try_fetch(api::storage().deployments().networks(), (*owner, key))
+            .await
+            .map_err(subxt_err)?;
+        let Some(value) = value else { return Ok(None) };
+        let r = value.decode().map_err(subxt_err)?;
+        Ok(Some(NetworkRecord {
+            range: (r.range.addr, r.range.prefix),
+            members: r
+                .members
+                .0
+                .into_iter()
+                .map(|m| NetworkMember {
+                    node: m.node,
+                    contract_id: m.contract_id,
+                    subnet: (m.subnet.addr, m.subnet.prefix),
+                    port_offset: m.port_offset,
+                })
+                .collect(),
         }))
     }
 

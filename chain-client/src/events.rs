@@ -84,6 +84,13 @@ pub enum ChainEvent {
         contract_id: u64,
         amount: u128,
     },
+    /// A node joined, changed its subnet in, or left `owner`'s private network `network`.
+    NetworkMemberChanged {
+        owner: AccountId32,
+        network: Vec<u8>,
+        node: AccountId32,
+        contract_id: u64,
+    },
 }
 
 impl ChainEvent {
@@ -100,7 +107,8 @@ impl ChainEvent {
             | E::ContractDeleted { node, .. }
             | E::GracePeriodStarted { node, .. }
             | E::GracePeriodEnded { node, .. }
-            | E::WorkloadsReported { node, .. } => Some(node),
+            | E::WorkloadsReported { node, .. }
+            | E::NetworkMemberChanged { node, .. } => Some(node),
             E::FarmCreated { .. } | E::ContractBilled { .. } => None,
         }
     }
@@ -298,6 +306,33 @@ fn domain_event(event: api::Event) -> Option<ChainEvent> {
         }) => ChainEvent::ContractBilled {
             contract_id,
             amount,
+        },
+        Event::Deployments(
+            D::NetworkMemberJoined {
+                owner,
+                network,
+                node,
+                contract_id,
+                ..
+            }
+            | D::NetworkMemberChanged {
+                owner,
+                network,
+                node,
+                contract_id,
+                ..
+            }
+            | D::NetworkMemberLeft {
+                owner,
+                network,
+                node,
+                contract_id,
+            },
+        ) => ChainEvent::NetworkMemberChanged {
+            owner,
+            network: network.0,
+            node,
+            contract_id,
         },
         _ => return None,
     })

@@ -25,7 +25,7 @@ pub mod multisig;
 mod submit;
 
 pub use api::runtime_types::pallet_grid::Hypervisor;
-pub use client::{ChainClient, Contract, ContractState, Farm, Node};
+pub use client::{ChainClient, Contract, ContractState, Farm, NetworkMember, NetworkRecord, Node};
 pub use config::ZosConfig;
 pub use error::{ChainError, DeploymentsError, DispatchFailure, GridError, PalletError};
 pub use events::{ChainEvent, FinalizedBlock};
