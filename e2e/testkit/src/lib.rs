@@ -17,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod netlab;
 pub mod proxy;
 pub mod registry;
 

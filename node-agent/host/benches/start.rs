@@ -58,6 +58,7 @@ fn main() {
         memory: 64 << 20,
         mounts: Vec::new(),
         labels: BTreeMap::new(),
+        network_namespace: None,
     };
 
     // (a) Containers::start: shim spawn, libcontainer create + start, report.

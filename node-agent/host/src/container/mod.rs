@@ -76,6 +76,9 @@ pub struct ContainerSpec {
     pub mounts: Vec<BindMount>,
     /// Free-form labels kept with the container and returned by [`Containers::status`].
     pub labels: BTreeMap<String, String>,
+    /// A network namespace to join (a private network's, made by
+    /// [`crate::network::Networks::attach`]); a new one with loopback only when `None`.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// Where a container is in its life.

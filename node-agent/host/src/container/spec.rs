@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
-    MountBuilder, Process, RootBuilder, Spec,
+    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, MountBuilder, Process, RootBuilder, Spec,
 };
 
 use super::{ContainerError, ContainerSpec};
@@ -171,7 +171,16 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, ContainerError> {
         .cgroups_path(cgroup_path(&cid))
         .resources(resources.build().map_err(invalid)?);
     if let Some(ns) = defaults.namespaces() {
-        linux = linux.namespaces(ns.clone());
+        let mut ns = ns.clone();
+        if let Some(path) = &spec.network_namespace {
+            for n in ns
+                .iter_mut()
+                .filter(|n| n.typ() == LinuxNamespaceType::Network)
+            {
+                n.set_path(Some(path.clone()));
+            }
+        }
+        linux = linux.namespaces(ns);
     }
     if let Some(p) = defaults.masked_paths() {
         linux = linux.masked_paths(p.clone());
@@ -256,6 +265,7 @@ mod tests {
                 read_only: true,
             }],
             labels: BTreeMap::from([("version".into(), "4".into())]),
+            network_namespace: None,
         }
     }
 

@@ -1,13 +1,15 @@
 //! Private networks on the host: a network namespace per network, WireGuard between nodes, and a
 //! veth per container (see docs/networks.md).
 //!
-//! Per network (`<dir>/net-<id>`): a bridge `br0` holding the subnet's gateway address; the
-//! WireGuard interface `zw<id>`, made in the host's namespace (so its UDP socket listens there)
-//! and moved in; a route for the rest of the range through it; forwarding on. Nothing else is in
-//! the namespace: no link to the host, no default route, so the only way in or out is a peer's
-//! authenticated tunnel. Per attached container (`<dir>/ctr-<key>`): a namespace of its own
-//! with `eth0`, the other end of a veth on the network's bridge, its address and a route for the
-//! range through the gateway.
+//! Per network workload (namespace `<dir>/networks/zos-<contract>-<name>`): a bridge `br0` holding
+//! the subnet's gateway address; the WireGuard interface `zw<12 hex>` (a hash of the node's key
+//! and the workload, since interface names and wireguard-go's sockets are host-wide), made in the
+//! host's namespace (so its UDP socket listens there) and moved in; a route for the rest of the
+//! range through it; forwarding on. Nothing else is in the namespace: no link to the host, no
+//! default route, so the only way in or out is a peer's authenticated tunnel. Per attached
+//! container (`<dir>/containers/zos-<contract>-<name>`): a namespace of its own with `eth0`, the
+//! other end of a veth on the network's bridge, its address and a route for the range through the
+//! gateway.
 //!
 //! Everything is found again by name: a restarted agent converges without touching what is
 //! already right, and peers change in place.
@@ -22,6 +24,8 @@ use std::{
 };
 
 use futures::TryStreamExt;
+
+use crate::WorkloadId;
 use rtnetlink::{
     packet_route::link::LinkMessage, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -127,9 +131,8 @@ impl std::str::FromStr for Cidr {
 /// One network on this node as it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSpec {
-    /// Its id on this host: 12 lowercase hex digits, unique host-wide (interface names and
-    /// wireguard-go's sockets are).
-    pub id: String,
+    /// The network workload.
+    pub workload: WorkloadId,
     /// The whole range.
     pub range: Cidr,
     /// This node's part of it.
@@ -143,10 +146,10 @@ pub struct NetworkSpec {
 /// A container's place on a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
-    /// The network's id.
-    pub network: String,
-    /// The container's key on this host: 10 lowercase hex digits, unique on the host.
-    pub key: String,
+    /// The network workload.
+    pub network: WorkloadId,
+    /// The container (or anything else with a namespace of its own).
+    pub container: WorkloadId,
     /// Its address, inside the subnet.
     pub ip: Ipv4Addr,
     /// The network's subnet on this node.
@@ -162,6 +165,7 @@ pub struct Networks {
     host_ns: Option<PathBuf>,
     wireguard_go: PathBuf,
     private_key: [u8; 32],
+    public_key: [u8; 32],
 }
 
 const BRIDGE: &str = "br0";
@@ -179,61 +183,51 @@ impl Networks {
             dir,
             host_ns,
             wireguard_go,
+            public_key: wireguard::public_key(&private_key),
             private_key,
         }
     }
 
-    /// The namespace file of network `id`.
-    pub fn namespace(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("net-{id}"))
+    /// The namespace file of network workload `network`.
+    pub fn namespace(&self, network: &WorkloadId) -> PathBuf {
+        self.dir.join("networks").join(network.container_id())
     }
 
-    /// The namespace file of the container with `key`.
-    pub fn container_namespace(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("ctr-{key}"))
+    /// The namespace file of `container`.
+    pub fn container_namespace(&self, container: &WorkloadId) -> PathBuf {
+        self.dir.join("containers").join(container.container_id())
     }
 
-    /// The WireGuard interface of network `id`.
-    pub fn interface(id: &str) -> String {
-        format!("zw{id}")
+    /// The WireGuard interface of network workload `network` on this node.
+    pub fn interface(&self, network: &WorkloadId) -> String {
+        let mut hash = blake3::Hasher::new();
+        hash.update(b"zos/wireguard-interface/v1");
+        hash.update(&self.public_key);
+        hash.update(&network.contract.to_le_bytes());
+        hash.update(network.name.as_bytes());
+        format!("zw{}", &hash.finalize().to_hex()[..12])
     }
 
-    /// The ids of the networks on the host.
-    pub fn list(&self) -> Result<Vec<String>, NetError> {
-        Ok(netns::list(&self.dir, "net-")?
-            .iter()
-            .filter_map(|p| {
-                p.file_name()?
-                    .to_str()?
-                    .strip_prefix("net-")
-                    .map(String::from)
-            })
-            .collect())
+    /// The network workloads on the host.
+    pub fn list(&self) -> Result<Vec<WorkloadId>, NetError> {
+        ids(&self.dir.join("networks"))
     }
 
-    /// The keys of the containers attached on the host.
-    pub fn attached(&self) -> Result<Vec<String>, NetError> {
-        Ok(netns::list(&self.dir, "ctr-")?
-            .iter()
-            .filter_map(|p| {
-                p.file_name()?
-                    .to_str()?
-                    .strip_prefix("ctr-")
-                    .map(String::from)
-            })
-            .collect())
+    /// The containers with a namespace on the host.
+    pub fn attached(&self) -> Result<Vec<WorkloadId>, NetError> {
+        ids(&self.dir.join("containers"))
     }
 
     /// Makes network `spec` exist as it should, changing only what is not.
     pub fn ensure(&self, spec: &NetworkSpec) -> Result<(), NetError> {
-        check_id(&spec.id, 12)?;
+        check(&spec.workload)?;
         if !spec.range.contains(&spec.subnet) {
             return Err(NetError::Invalid(format!(
                 "subnet {} is not inside range {}",
                 spec.subnet, spec.range
             )));
         }
-        let ns = self.namespace(&spec.id);
+        let ns = self.namespace(&spec.workload);
         netns::create(&ns)?;
         let gateway = spec.subnet.gateway();
         let subnet = spec.subnet;
@@ -263,7 +257,7 @@ impl Networks {
                 .map_err(|e| NetError::io("turning forwarding on", e))
         })?;
 
-        let name = Self::interface(&spec.id);
+        let name = self.interface(&spec.workload);
         self.ensure_interface(&ns, &name)?;
         let range = spec.range;
         netns::with_netlink(Some(&ns), |h| {
@@ -302,7 +296,7 @@ impl Networks {
             netns::with_netlink(host, |h| delete(h, l.header.index))?;
         }
         wait_gone(&socket)?;
-        let log = self.dir.join(format!("{name}.log"));
+        let log = self.dir.join("networks").join(format!("{name}.log"));
         match host {
             Some(host) => netns::within(host, || wireguard::start(&self.wireguard_go, name, &log))?,
             None => wireguard::start(&self.wireguard_go, name, &log)?,
@@ -322,28 +316,30 @@ impl Networks {
         })
     }
 
-    /// Removes network `id`: its namespace, and with it its bridge, WireGuard interface and
-    /// wireguard-go. Containers still attached lose their link.
-    pub fn remove(&self, id: &str) -> Result<(), NetError> {
-        check_id(id, 12)?;
-        let ns = self.namespace(id);
-        let name = Self::interface(id);
+    /// Removes network workload `network`: its namespace, and with it its bridge, WireGuard
+    /// interface and wireguard-go. Containers still attached lose their link.
+    pub fn remove(&self, network: &WorkloadId) -> Result<(), NetError> {
+        check(network)?;
+        let ns = self.namespace(network);
+        let name = self.interface(network);
         if netns::is_mounted(&ns)? {
             // Deleting the interface ends wireguard-go at once, whoever else holds the namespace.
-            if let Some(l) =
-                netns::with_netlink(Some(&ns), |h| async move { link(&h, &name).await })?
-            {
+            if let Some(l) = netns::with_netlink(Some(&ns), |h| {
+                let name = name.clone();
+                async move { link(&h, &name).await }
+            })? {
                 netns::with_netlink(Some(&ns), |h| delete(h, l.header.index))?;
             }
         }
         netns::remove(&ns)?;
-        wait_gone(&wireguard::socket_path(&Self::interface(id)))
+        let _ = std::fs::remove_file(self.dir.join("networks").join(format!("{name}.log")));
+        wait_gone(&wireguard::socket_path(&name))
     }
 
-    /// The peers network `id`'s WireGuard has, with their handshakes and traffic.
-    pub fn device(&self, id: &str) -> Result<wireguard::Device, NetError> {
-        check_id(id, 12)?;
-        wireguard::get(&Self::interface(id))
+    /// The peers network workload `network`'s WireGuard has, with their handshakes and traffic.
+    pub fn device(&self, network: &WorkloadId) -> Result<wireguard::Device, NetError> {
+        check(network)?;
+        wireguard::get(&self.interface(network))
     }
 
     /// Gives the container `attachment.key` its namespace on the network, with `eth0` at its
@@ -351,13 +347,13 @@ impl Networks {
     pub fn attach(&self, attachment: &Attachment) -> Result<PathBuf, NetError> {
         let Attachment {
             network,
-            key,
+            container,
             ip,
             subnet,
             range,
         } = attachment;
-        check_id(network, 12)?;
-        check_id(key, 10)?;
+        check(network)?;
+        check(container)?;
         if !subnet.contains(&Cidr {
             addr: *ip,
             prefix: 32,
@@ -367,10 +363,11 @@ impl Networks {
         let net_ns = self.namespace(network);
         if !netns::is_mounted(&net_ns)? {
             return Err(NetError::Invalid(format!(
-                "network {network} is not set up"
+                "network {} is not set up",
+                network.name
             )));
         }
-        let ctr_ns = self.container_namespace(key);
+        let ctr_ns = self.container_namespace(container);
         netns::create(&ctr_ns)?;
         let (ip, gateway, prefix, range) = (*ip, subnet.gateway(), subnet.prefix, *range);
         let ready = netns::with_netlink(Some(&ctr_ns), |h| async move {
@@ -400,6 +397,8 @@ impl Networks {
             return Ok(ctr_ns);
         }
 
+        // The veth's names in the network's namespace: short, unique per container.
+        let key = &blake3::hash(container.container_id().as_bytes()).to_hex()[..12];
         let (outer, inner) = (format!("c{key}"), format!("p{key}"));
         let target = netns::open(&ctr_ns)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&target);
@@ -480,10 +479,10 @@ impl Networks {
         Ok(ctr_ns)
     }
 
-    /// Removes the container `key`'s namespace, and with it both ends of its veth.
-    pub fn detach(&self, key: &str) -> Result<(), NetError> {
-        check_id(key, 10)?;
-        netns::remove(&self.container_namespace(key))
+    /// Removes `container`'s namespace, and with it both ends of its veth.
+    pub fn detach(&self, container: &WorkloadId) -> Result<(), NetError> {
+        check(container)?;
+        netns::remove(&self.container_namespace(container))
     }
 }
 
@@ -509,18 +508,16 @@ pub fn peer_endpoint(endpoint: &str, port_offset: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(base.ip(), port))
 }
 
-fn check_id(id: &str, len: usize) -> Result<(), NetError> {
-    if id.len() == len
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(NetError::Invalid(format!(
-            "{id:?} is not {len} lowercase hex digits"
-        )))
-    }
+fn check(id: &WorkloadId) -> Result<(), NetError> {
+    id.validate().map_err(|e| NetError::Invalid(e.to_string()))
+}
+
+/// The workloads whose namespaces are under `dir`.
+fn ids(dir: &Path) -> Result<Vec<WorkloadId>, NetError> {
+    Ok(netns::list(dir, "zos-")?
+        .iter()
+        .filter_map(|p| WorkloadId::parse_container_id(p.file_name()?.to_str()?))
+        .collect())
 }
 
 async fn link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {

@@ -3,30 +3,30 @@
 //! WireGuard through wireguard-go. Traffic stays inside the namespaces this test made.
 
 use std::{
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    path::Path,
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use zos_host::network::{wireguard, Attachment, Cidr, NetworkSpec, Networks, PeerConfig};
+use zos_testkit::netlab::{links, pings, process_with_arg, Lab};
+
+use zos_host::{
+    network::{wireguard, Attachment, Cidr, NetworkSpec, Networks, PeerConfig},
+    WorkloadId,
+};
 
 use crate::support::wait_until;
 
 const WIREGUARD_GO: &str = "/usr/bin/wireguard-go";
 
-/// The test's hosts and underlay: namespaces under `/run/netns`, removed on drop (also when the
-/// test fails).
-struct Lab {
-    tag: String,
-    number: u32,
-    names: Vec<String>,
+/// A lab with a directory for its nodes' namespaces, unmounted on drop.
+struct NodeLab {
+    lab: Lab,
     dir: tempfile::TempDir,
 }
 
-impl Lab {
-    /// Hosts `a` and `b`, `10.250.0.1` and `10.250.0.2` on the underlay between them.
-    fn new() -> Lab {
+impl NodeLab {
+    fn new() -> NodeLab {
         assert!(
             nix::unistd::geteuid().is_root(),
             "network tests need root (namespaces, links)"
@@ -35,150 +35,63 @@ impl Lab {
             Path::new(WIREGUARD_GO).is_file(),
             "network tests need {WIREGUARD_GO} (Debian: wireguard-go)"
         );
-        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let tag = format!("zt{}{n}", std::process::id() % 100_000);
-        let mut lab = Lab {
-            tag: tag.clone(),
-            number: n,
-            names: Vec::new(),
+        NodeLab {
+            lab: Lab::new(),
             dir: tempfile::tempdir().expect("tempdir"),
-        };
-        for host in ["a", "b"] {
-            let name = format!("{tag}{host}");
-            ip(&["netns", "add", &name]);
-            lab.names.push(name.clone());
-            ip(&["-n", &name, "link", "set", "lo", "up"]);
-            // The underlay carries IPv4 only, so a capture shows the node's traffic alone.
-            for conf in ["all", "default"] {
-                ip(&[
-                    "netns",
-                    "exec",
-                    &name,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.{conf}.disable_ipv6=1"),
-                ]);
-            }
         }
-        let (a, b) = (lab.host("a"), lab.host("b"));
-        ip(&[
-            "-n", &a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", &b,
-        ]);
-        for (host, addr) in [(&a, "10.250.0.1/24"), (&b, "10.250.0.2/24")] {
-            ip(&["-n", host, "addr", "add", addr, "dev", "u0"]);
-            ip(&["-n", host, "link", "set", "u0", "up"]);
-        }
-        lab
-    }
-
-    fn host(&self, host: &str) -> String {
-        format!("{}{host}", self.tag)
-    }
-
-    fn host_ns(&self, host: &str) -> PathBuf {
-        Path::new("/run/netns").join(self.host(host))
     }
 
     /// The node on host `host`, its networks' namespaces under the test's directory.
     fn node(&self, host: &str, key: u8) -> Networks {
         Networks::new(
             self.dir.path().join(host),
-            Some(self.host_ns(host)),
+            Some(self.lab.host_ns(host)),
             WIREGUARD_GO.into(),
-            [key; 32],
+            self.key(key),
         )
     }
 
-    /// A network id unique to this lab.
-    fn id(&self, n: u8) -> String {
-        format!("{:08x}{:02x}{n:02x}", std::process::id(), self.number)
+    /// Node key `n` of this lab: interface names derive from it and are host-wide, so labs
+    /// running at once have keys of their own.
+    fn key(&self, n: u8) -> [u8; 32] {
+        let mut key = [n; 32];
+        key[..4].copy_from_slice(&std::process::id().to_le_bytes());
+        key[4..8].copy_from_slice(&self.lab.number().to_le_bytes());
+        key
     }
 }
 
-impl Drop for Lab {
+impl Drop for NodeLab {
     fn drop(&mut self) {
-        for name in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
         // The nodes' own namespaces, in case the test failed before removing them.
         for host in ["a", "b"] {
-            if let Ok(entries) = std::fs::read_dir(self.dir.path().join(host)) {
-                for e in entries.flatten() {
-                    let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            for sub in ["networks", "containers"] {
+                if let Ok(entries) = std::fs::read_dir(self.dir.path().join(host).join(sub)) {
+                    for e in entries.flatten() {
+                        let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                    }
                 }
             }
         }
     }
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs busybox `args` inside the namespace at `ns`.
-fn run_in(ns: &Path, args: &[&str]) -> Output {
-    Command::new("nsenter")
-        .arg(format!("--net={}", ns.display()))
-        .arg("/bin/busybox")
-        .args(args)
-        .output()
-        .expect("run nsenter")
-}
-
-fn pings(ns: &Path, to: Ipv4Addr) -> bool {
-    run_in(ns, &["ping", "-c", "1", "-W", "2", &to.to_string()])
-        .status
-        .success()
-}
-
 fn cidr(s: &str) -> Cidr {
     s.parse().expect("cidr")
 }
 
-fn peer(key: u8, endpoint: &str, subnet: &str) -> PeerConfig {
+fn peer(lab: &NodeLab, key: u8, endpoint: &str, subnet: &str) -> PeerConfig {
     PeerConfig {
-        public_key: wireguard::public_key(&[key; 32]),
+        public_key: wireguard::public_key(&lab.key(key)),
         endpoint: Some(endpoint.parse().expect("endpoint")),
         allowed_ips: vec![cidr(subnet)],
         keepalive: 0,
     }
 }
 
-fn wireguard_go_running(interface: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .any(|p| {
-            std::fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == interface.as_bytes()))
-        })
-}
-
-/// Links in the namespace at `ns` whose names start with `prefix`.
-fn links(ns: &Path, prefix: &str) -> Vec<String> {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", ns.display()))
-        .args(["ip", "-o", "link"])
-        .output()
-        .expect("ip link");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .filter(|n| n.starts_with(prefix))
-        .collect()
-}
-
-fn spec(id: &str, subnet: &str, port: u16, peers: Vec<PeerConfig>) -> NetworkSpec {
+fn spec(workload: &WorkloadId, subnet: &str, port: u16, peers: Vec<PeerConfig>) -> NetworkSpec {
     NetworkSpec {
-        id: id.to_string(),
+        workload: workload.clone(),
         range: cidr("10.77.0.0/16"),
         subnet: cidr(subnet),
         listen_port: port,
@@ -186,69 +99,42 @@ fn spec(id: &str, subnet: &str, port: u16, peers: Vec<PeerConfig>) -> NetworkSpe
     }
 }
 
-fn attachment(network: &str, key: &str, ip: &str, subnet: &str) -> Attachment {
+fn attachment(network: &WorkloadId, container: &WorkloadId, ip: &str, subnet: &str) -> Attachment {
     Attachment {
-        network: network.to_string(),
-        key: key.to_string(),
+        network: network.clone(),
+        container: container.clone(),
         ip: ip.parse().expect("ip"),
         subnet: cidr(subnet),
         range: cidr("10.77.0.0/16"),
     }
 }
 
-/// Starts a capture of the underlay on host `a`; returns it and its output file.
-fn capture(lab: &Lab) -> (Child, PathBuf) {
-    let file = lab.dir.path().join("underlay.pcap");
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", lab.host_ns("a").display()))
-        .args(["tcpdump", "-i", "u0", "-n", "-U", "-w"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tcpdump (Debian: tcpdump)");
-    wait_until("the capture to start", Duration::from_secs(10), || {
-        file.metadata().is_ok_and(|m| m.len() > 0)
-    });
-    (child, file)
-}
-
 #[test]
 fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_in() {
-    let lab = Lab::new();
+    let lab = NodeLab::new();
     let (a, b) = (lab.node("a", 1), lab.node("b", 2));
-    // Interface names are host-wide, so each node's part of one network has its own id (the agent
-    // derives it from the node, the owner and the network's name).
-    let (net_a, net_b, other) = (lab.id(1), lab.id(2), lab.id(3));
+    let id = |contract, name: &str| WorkloadId::new(contract, name).unwrap();
+    let (net_a, net_b, other) = (id(1, "net"), id(2, "net"), id(3, "net"));
+    let (ctr_a, ctr_b, ctr_other) = (id(1, "web"), id(2, "db"), id(3, "spy"));
     a.ensure(&spec(
         &net_a,
         "10.77.1.0/24",
         51820,
-        vec![peer(2, "10.250.0.2:51820", "10.77.2.0/24")],
+        vec![peer(&lab, 2, "10.250.0.2:51820", "10.77.2.0/24")],
     ))
     .expect("network on a");
     b.ensure(&spec(
         &net_b,
         "10.77.2.0/24",
         51820,
-        vec![peer(1, "10.250.0.1:51820", "10.77.1.0/24")],
+        vec![peer(&lab, 1, "10.250.0.1:51820", "10.77.1.0/24")],
     ))
     .expect("network on b");
     let ca = a
-        .attach(&attachment(
-            &net_a,
-            "00000000a1",
-            "10.77.1.10",
-            "10.77.1.0/24",
-        ))
+        .attach(&attachment(&net_a, &ctr_a, "10.77.1.10", "10.77.1.0/24"))
         .expect("attach on a");
     let cb = b
-        .attach(&attachment(
-            &net_b,
-            "00000000b1",
-            "10.77.2.10",
-            "10.77.2.0/24",
-        ))
+        .attach(&attachment(&net_b, &ctr_b, "10.77.2.10", "10.77.2.0/24"))
         .expect("attach on b");
 
     // Another owner's network on b, with the same range and b's same subnet, and no peers.
@@ -257,15 +143,15 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
     let intruder = b
         .attach(&attachment(
             &other,
-            "00000000b2",
+            &ctr_other,
             "10.77.2.20",
             "10.77.2.0/24",
         ))
         .expect("attach the other owner's container");
 
-    let (mut tcpdump, pcap) = capture(&lab);
+    let capture = lab.lab.capture(&lab.dir.path().join("underlay.pcap"));
     assert!(
-        pings(&ca, "10.77.2.10".parse().unwrap()),
+        pings(&ca, "10.77.2.10"),
         "a's container reaches b's by ICMP"
     );
     // TCP: b listens, a sends a marker through the tunnel.
@@ -291,47 +177,28 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
 
     // Nothing reaches the other owner's container, from either side.
     assert!(
-        !pings(&ca, "10.77.2.20".parse().unwrap()),
+        !pings(&ca, "10.77.2.20"),
         "a reaches another owner's container"
     );
+    assert!(!pings(&intruder, "10.77.1.10"), "another owner reaches a");
     assert!(
-        !pings(&intruder, "10.77.1.10".parse().unwrap()),
-        "another owner reaches a"
-    );
-    assert!(
-        !pings(&intruder, "10.77.2.10".parse().unwrap()),
+        !pings(&intruder, "10.77.2.10"),
         "another owner reaches b's container on its own node"
     );
     // Nor does the host: the network has no link to it.
     assert!(
-        !pings(&lab.host_ns("b"), "10.77.2.10".parse().unwrap()),
+        !pings(&lab.lab.host_ns("b"), "10.77.2.10"),
         "host b reaches its container"
     );
 
     // The underlay saw WireGuard's UDP only, and never the marker.
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tcpdump.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("stop tcpdump");
-    tcpdump.wait().expect("tcpdump");
-    let raw = std::fs::read(&pcap).expect("pcap");
+    let (raw, lines) = capture.stop();
     assert!(
         !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
         "the marker crossed the underlay in the clear"
     );
-    let summary = Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(&pcap)
-        .output()
-        .expect("tcpdump -r");
-    let lines = String::from_utf8_lossy(&summary.stdout).to_string();
-    assert!(
-        lines.lines().count() > 4,
-        "the capture saw the tunnel: {lines}"
-    );
-    for line in lines.lines() {
+    assert!(lines.len() > 4, "the capture saw the tunnel: {lines:?}");
+    for line in &lines {
         assert!(
             line.contains(".51820: UDP") || line.contains("ARP"),
             "something other than WireGuard crossed the underlay: {line}"
@@ -348,16 +215,11 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
             &net_a,
             "10.77.1.0/24",
             51820,
-            vec![peer(2, "10.250.0.2:51820", "10.77.2.0/24")],
+            vec![peer(&lab, 2, "10.250.0.2:51820", "10.77.2.0/24")],
         ))
         .expect("converge again");
     a_again
-        .attach(&attachment(
-            &net_a,
-            "00000000a1",
-            "10.77.1.10",
-            "10.77.1.0/24",
-        ))
+        .attach(&attachment(&net_a, &ctr_a, "10.77.1.10", "10.77.1.0/24"))
         .expect("attach again");
     let after = a.device(&net_a).expect("device");
     assert_eq!(
@@ -365,7 +227,7 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
         Some(handshake)
     );
     assert!(
-        pings(&ca, "10.77.2.10".parse().unwrap()),
+        pings(&ca, "10.77.2.10"),
         "traffic flows after converging again"
     );
 
@@ -373,36 +235,33 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
     a.ensure(&spec(&net_a, "10.77.1.0/24", 51820, vec![]))
         .expect("peer removed");
     assert!(a.device(&net_a).expect("device").peers.is_empty());
-    assert!(
-        !pings(&ca, "10.77.2.10".parse().unwrap()),
-        "a removed peer is still reached"
-    );
+    assert!(!pings(&ca, "10.77.2.10"), "a removed peer is still reached");
 
     // Removal leaves no namespace, link, process or socket.
     for (node, ids, keys) in [
-        (&a, vec![&net_a], vec!["00000000a1"]),
-        (&b, vec![&net_b, &other], vec!["00000000b1", "00000000b2"]),
+        (&a, vec![&net_a], vec![&ctr_a]),
+        (&b, vec![&net_b, &other], vec![&ctr_b, &ctr_other]),
     ] {
         for key in keys {
             node.detach(key).expect("detach");
         }
         for id in ids {
             node.remove(id).expect("remove");
-            let interface = Networks::interface(id);
+            let interface = node.interface(id);
             assert!(
                 !wireguard::socket_path(&interface).exists(),
                 "{interface}'s socket is left"
             );
             wait_until("wireguard-go to end", Duration::from_secs(5), || {
-                !wireguard_go_running(&interface)
+                !process_with_arg(&interface)
             });
         }
-        assert_eq!(node.list().expect("list"), Vec::<String>::new());
-        assert_eq!(node.attached().expect("attached"), Vec::<String>::new());
+        assert_eq!(node.list().expect("list"), vec![]);
+        assert_eq!(node.attached().expect("attached"), vec![]);
     }
     for host in ["a", "b"] {
         assert_eq!(
-            links(&lab.host_ns(host), "zw"),
+            links(&lab.lab.host_ns(host), "zw"),
             Vec::<String>::new(),
             "WireGuard links left on {host}"
         );
@@ -411,19 +270,32 @@ fn containers_on_two_nodes_talk_over_wireguard_and_nothing_else_crosses_or_gets_
 
 #[test]
 fn a_bad_spec_is_refused_before_anything_is_made() {
-    let lab = Lab::new();
+    let lab = NodeLab::new();
     let a = lab.node("a", 1);
     let bad = [
-        spec("not-hex-at-all", "10.77.1.0/24", 51830, vec![]),
-        spec(&lab.id(4), "10.78.1.0/24", 51830, vec![]),
+        spec(
+            &WorkloadId {
+                contract: 1,
+                name: "../../etc".into(),
+            },
+            "10.77.1.0/24",
+            51830,
+            vec![],
+        ),
+        spec(
+            &WorkloadId::new(1, "net").unwrap(),
+            "10.78.1.0/24",
+            51830,
+            vec![],
+        ),
     ];
     for s in bad {
         assert!(a.ensure(&s).is_err(), "{s:?} was accepted");
     }
     assert!(
         a.attach(&attachment(
-            &lab.id(4),
-            "00000000a9",
+            &WorkloadId::new(2, "net").unwrap(),
+            &WorkloadId::new(2, "web").unwrap(),
             "10.77.1.10",
             "10.77.1.0/24"
         ))
@@ -432,14 +304,14 @@ fn a_bad_spec_is_refused_before_anything_is_made() {
     );
     assert!(
         a.attach(&attachment(
-            &lab.id(4),
-            "00000000a9",
+            &WorkloadId::new(2, "net").unwrap(),
+            &WorkloadId::new(2, "web").unwrap(),
             "10.77.9.10",
             "10.77.1.0/24"
         ))
         .is_err(),
         "attached outside the subnet"
     );
-    assert_eq!(a.list().expect("list"), Vec::<String>::new());
-    assert_eq!(a.attached().expect("attached"), Vec::<String>::new());
+    assert_eq!(a.list().expect("list"), vec![]);
+    assert_eq!(a.attached().expect("attached"), vec![]);
 }

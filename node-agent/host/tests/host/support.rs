@@ -64,6 +64,7 @@ impl Host {
             memory: 0,
             mounts: Vec::<BindMount>::new(),
             labels: BTreeMap::new(),
+            network_namespace: None,
         }
     }
 

@@ -1,0 +1,205 @@
+//! A network lab: two "hosts", each a network namespace the test makes, joined by a veth pair
+//! (the underlay: `10.250.0.1` on host `a`, `10.250.0.2` on host `b`, IPv4 only). Test traffic
+//! stays in namespaces the test made; everything is removed on drop, also when the test fails.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+/// Where host `a` and host `b` are on the underlay.
+pub const UNDERLAY: [(&str, &str); 2] = [("a", "10.250.0.1"), ("b", "10.250.0.2")];
+
+/// See the module documentation.
+pub struct Lab {
+    tag: String,
+    number: u32,
+    names: Vec<String>,
+}
+
+impl Lab {
+    /// Hosts `a` and `b` and the underlay between them. Panics (never skips) when this machine
+    /// cannot make them.
+    pub fn new() -> Lab {
+        static LABS: AtomicU32 = AtomicU32::new(0);
+        let number = LABS.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("zt{}{number}", std::process::id() % 100_000);
+        let mut lab = Lab {
+            tag,
+            number,
+            names: Vec::new(),
+        };
+        for (host, _) in UNDERLAY {
+            let name = lab.host(host);
+            ip(&["netns", "add", &name]);
+            lab.names.push(name.clone());
+            ip(&["-n", &name, "link", "set", "lo", "up"]);
+            // The underlay carries IPv4 only, so a capture shows the nodes' traffic alone.
+            for conf in ["all", "default"] {
+                let key = format!("net.ipv6.conf.{conf}.disable_ipv6=1");
+                ip(&["netns", "exec", &name, "sysctl", "-qw", &key]);
+            }
+        }
+        let (a, b) = (lab.host("a"), lab.host("b"));
+        ip(&[
+            "-n", &a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", &b,
+        ]);
+        for (host, addr) in UNDERLAY {
+            let name = lab.host(host);
+            ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "u0",
+            ]);
+            ip(&["-n", &name, "link", "set", "u0", "up"]);
+        }
+        lab
+    }
+
+    /// This lab's number among those of this process (labs run at once).
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The namespace name of `host`.
+    pub fn host(&self, host: &str) -> String {
+        format!("{}{host}", self.tag)
+    }
+
+    /// The namespace file of `host`.
+    pub fn host_ns(&self, host: &str) -> PathBuf {
+        Path::new("/run/netns").join(self.host(host))
+    }
+
+    /// Starts a capture of the underlay as host `a` sees it, into `file`.
+    pub fn capture(&self, file: &Path) -> Capture {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.host_ns("a").display()))
+            .args(["tcpdump", "-i", "u0", "-n", "-U", "-w"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump (Debian: tcpdump)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !file.metadata().is_ok_and(|m| m.len() > 0) {
+            assert!(Instant::now() < deadline, "the capture did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Capture {
+            child,
+            file: file.to_path_buf(),
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// A capture of the underlay under way.
+pub struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Stops the capture; returns what it holds, raw (every byte that crossed) and as tcpdump's
+    /// one-line summaries.
+    pub fn stop(mut self) -> (Vec<u8>, Vec<String>) {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let raw = std::fs::read(&self.file).expect("the capture file");
+        let summary = Command::new("tcpdump")
+            .args(["-n", "-r"])
+            .arg(&self.file)
+            .output()
+            .expect("tcpdump -r");
+        let lines = String::from_utf8_lossy(&summary.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        (raw, lines)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ip args`, panicking with its error when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs busybox `args` inside the network namespace at `ns`.
+pub fn busybox_in(ns: &Path, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .arg("/bin/busybox")
+        .args(args)
+        .output()
+        .expect("run nsenter")
+}
+
+/// Whether one ping from the namespace at `ns` to `to` is answered within 2 s.
+pub fn pings(ns: &Path, to: &str) -> bool {
+    busybox_in(ns, &["ping", "-c", "1", "-W", "2", to])
+        .status
+        .success()
+}
+
+/// The links in the namespace at `ns` whose names start with `prefix`.
+pub fn links(ns: &Path, prefix: &str) -> Vec<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link"])
+        .output()
+        .expect("ip link");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Whether a live process has `word` as one of its arguments.
+pub fn process_with_arg(word: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten().any(|p| {
+                std::fs::read(p.path().join("cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == word.as_bytes()))
+            })
+        })
+        .unwrap_or(false)
+}
