@@ -68,6 +68,7 @@ fn runc(rounds: usize) -> Result<Vec<Duration>> {
         memory: 16 << 20,
         mounts: vec![],
         labels: Default::default(),
+        network_namespace: None,
     };
     write_bundle(&spec, bundle.path()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let log = tempfile::NamedTempFile::new()?;

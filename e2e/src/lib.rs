@@ -447,6 +447,32 @@ impl AgentHome {
         Ok(())
     }
 
+    /// Puts the node on `host` of `lab`: its WireGuard endpoint is that host's underlay address
+    /// (port 51820, and up for its networks' slots), and WireGuard's UDP sockets live in that
+    /// host's namespace.
+    pub fn on_lab_host(&self, lab: &zos_testkit::netlab::Lab, host: &str) -> Result<()> {
+        let (_, addr) = zos_testkit::netlab::UNDERLAY
+            .iter()
+            .find(|(h, _)| *h == host)
+            .with_context(|| format!("no host {host} in the lab"))?;
+        let text = std::fs::read_to_string(&self.config)?;
+        std::fs::write(
+            &self.config,
+            format!(
+                "endpoint = \"{addr}:51820\"\n{text}\n[networks]\nhost_namespace = \"{}\"\n",
+                lab.host_ns(host).display()
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The network namespace of workload `name` of `contract` on its private network.
+    pub fn container_namespace(&self, contract: u64, name: &str) -> PathBuf {
+        self.run_dir
+            .join("networks/containers")
+            .join(container_id(contract, name))
+    }
+
     /// The node's account (its key is made with the home).
     pub fn account(&self) -> Result<AccountId32> {
         Ok(NodeKey::load_or_create(&self.state_dir.join("node.key"))?.account())

@@ -9,6 +9,7 @@ use zos_chain_client::keys::NodeKey;
 use zos_host::{
     container::{Containers, ShimCommand},
     disk::Disks,
+    network::Networks,
     vm::{self, Accel, VmHost, Vms},
     volume::Volumes,
 };
@@ -18,7 +19,7 @@ use crate::{
     capacity,
     chain::{self, ChainView},
     config::{self, Config, Periods},
-    drivers::{HostDrivers, Layout},
+    drivers::{HostDrivers, Layout, NetworkDriver},
     engine::Engine,
     metering,
     reports::{outbox::Outbox, sender},
@@ -37,7 +38,8 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
     let key = NodeKey::load_or_create(&config.key_path())?;
-    let wg_public = chain::wireguard_key(&config.state_dir.join("wireguard.key"))?;
+    let wg_secret = chain::wireguard_key(&config.state_dir.join("wireguard.key"))?;
+    let wg_public = zos_host::network::wireguard::public_key(&wg_secret);
     let account = key.account();
     tracing::info!(node = %account, "node identity");
     let state = Arc::new(State::open(&config.db_path())?);
@@ -53,7 +55,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
         config.registries.allow.clone(),
         tokio::runtime::Handle::current(),
     );
-    let drivers = Arc::new(match vm_host(&config.vms, &layout).await {
+    let drivers = match vm_host(&config.vms, &layout).await {
         Ok(Some(host)) => {
             tracing::info!(
                 accel = host.accel.as_str(),
@@ -75,7 +77,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
             );
             drivers
         }
-    });
+    };
     let capacity = capacity::offered(&config.storage_dir, &config.reserve, &config.capacity)?;
 
     // The chain is pinned by its genesis on first contact: no endpoint of another chain is
@@ -91,6 +93,17 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
             g
         }
     };
+    let drivers = Arc::new(match networks(&config, &layout, wg_secret, &view) {
+        Ok(Some(networks)) => drivers.with_networks(networks),
+        Ok(None) => drivers,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "this node cannot take part in private networks: networks are reported unsupported"
+            );
+            drivers
+        }
+    });
     let submitter = view.client().await.submitter(key.clone());
     chain::register(
         &view,
@@ -137,14 +150,16 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "first resync failed; the periodic one retries");
     }
     {
-        let (urls, view, state, engine) = (
+        let (urls, view, state, engine, networks) = (
             config.chain.clone(),
             view.clone(),
             state.clone(),
             engine.clone(),
+            drivers.networks().cloned(),
         );
         tasks.spawn(async move {
-            if let Err(e) = watch::follow(urls, genesis, view, state, engine, from).await {
+            if let Err(e) = watch::follow(urls, genesis, view, state, engine, networks, from).await
+            {
                 tracing::error!(error = %e, "following the chain stopped");
             }
         });
@@ -215,6 +230,44 @@ pub async fn collect_images_once(
         );
     }
     Ok(report)
+}
+
+/// Private networks as `config` says, checked: wireguard-go runs. `None` when they are off.
+fn networks(
+    config: &Config,
+    layout: &Layout,
+    wg_secret: [u8; 32],
+    view: &ChainView,
+) -> anyhow::Result<Option<NetworkDriver>> {
+    if !config.networks.enabled {
+        return Ok(None);
+    }
+    let program = &config.networks.wireguard_go;
+    let ran = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .map_err(|e| anyhow::anyhow!("wireguard-go ({}): {e}", program.display()))?;
+    anyhow::ensure!(
+        ran.status.success(),
+        "wireguard-go ({}) does not run",
+        program.display()
+    );
+    let networks = Networks::new(
+        layout.networks.clone(),
+        config.networks.host_namespace.clone(),
+        program.clone(),
+        wg_secret,
+    );
+    let index = Arc::new(chain::ChainNetworkIndex::new(
+        view.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    Ok(Some(NetworkDriver::new(
+        networks,
+        index,
+        *view.node(),
+        config.endpoint.clone(),
+    )))
 }
 
 /// The host's VM tooling as `config` says, checked: the default kernel unpacked and its

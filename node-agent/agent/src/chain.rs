@@ -244,8 +244,8 @@ async fn register_once(
     }
 }
 
-/// The node's WireGuard key pair for private networks: an X25519 secret made on first start and
-/// kept 0600 next to the node key. Returns the public key.
+/// The node's WireGuard key for private networks: an X25519 secret made on first start and kept
+/// 0600 next to the node key; it never leaves the node (the chain has its public key).
 pub fn wireguard_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -268,7 +268,42 @@ pub fn wireguard_key(path: &Path) -> anyhow::Result<[u8; 32]> {
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(curve25519_dalek::MontgomeryPoint::mul_base_clamped(secret).to_bytes())
+    Ok(secret)
+}
+
+/// The chain's index of private networks, read for the network driver (which runs on blocking
+/// threads) through `view` on `runtime`, at the finalized head.
+pub struct ChainNetworkIndex {
+    view: ChainView,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ChainNetworkIndex {
+    /// Reads through `view` on `runtime`.
+    pub fn new(view: ChainView, runtime: tokio::runtime::Handle) -> ChainNetworkIndex {
+        ChainNetworkIndex { view, runtime }
+    }
+}
+
+impl crate::drivers::NetworkIndex for ChainNetworkIndex {
+    fn network(
+        &self,
+        owner: &AccountId32,
+        name: &[u8],
+    ) -> anyhow::Result<Option<zos_chain_client::NetworkRecord>> {
+        let owner = *owner;
+        Ok(self.runtime.block_on(self.view.read(|c| {
+            let name = name.to_vec();
+            async move { c.network(&owner, &name, None).await }
+        }))?)
+    }
+
+    fn node(&self, node: &AccountId32) -> anyhow::Result<Option<zos_chain_client::Node>> {
+        let node = *node;
+        Ok(self
+            .runtime
+            .block_on(self.view.read(|c| async move { c.node(&node, None).await }))?)
+    }
 }
 
 fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {

@@ -38,6 +38,8 @@ pub struct Config {
     pub images: Images,
     /// How VMs are run.
     pub vms: Vms,
+    /// Private networks.
+    pub networks: NetworksConfig,
     /// How often things happen.
     pub periods: Periods,
     /// The endpoint peers reach this node's WireGuard at (`host:port`), published on chain.
@@ -138,6 +140,32 @@ impl Images {
     }
 }
 
+/// Private networks: WireGuard through wireguard-go (these hosts have no WireGuard module). A
+/// node without it runs workloads still, and reports networks (and what joins them)
+/// `unsupported`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworksConfig {
+    /// Whether this node takes part in private networks. Default `true`.
+    pub enabled: bool,
+    /// wireguard-go. Default `/usr/bin/wireguard-go` (Debian's `wireguard-go`).
+    pub wireguard_go: PathBuf,
+    /// The network namespace (a file, as `/run/netns/<name>`) whose links carry WireGuard's UDP
+    /// traffic to the other nodes; the agent's own when unset. Local grids and tests give each
+    /// node on one machine a namespace of its own, joined to the others by their underlay.
+    pub host_namespace: Option<PathBuf>,
+}
+
+impl Default for NetworksConfig {
+    fn default() -> Self {
+        NetworksConfig {
+            enabled: true,
+            wireguard_go: "/usr/bin/wireguard-go".into(),
+            host_namespace: None,
+        }
+    }
+}
+
 /// How VMs are run. A node whose VM tooling is missing runs containers still, and reports its
 /// VMs and disks `unsupported` (the reason is in its log).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -205,6 +233,7 @@ impl Default for Config {
             registries: Registries::default(),
             images: Images::default(),
             vms: Vms::default(),
+            networks: NetworksConfig::default(),
             periods: Periods::default(),
             endpoint: "127.0.0.1:51820".into(),
         }

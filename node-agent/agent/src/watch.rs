@@ -10,6 +10,7 @@ use zos_chain_client::{
 
 use crate::{
     chain::ChainView,
+    drivers::NetworkDriver,
     engine::{Chain, Engine},
     state::State,
 };
@@ -35,12 +36,16 @@ pub async fn follow<C: Chain>(
     view: ChainView,
     state: Arc<State>,
     engine: Arc<Engine<C>>,
+    networks: Option<Arc<NetworkDriver>>,
     from: u64,
 ) -> anyhow::Result<()> {
     tracing::info!(from, "following finalized blocks");
     let node = *view.node();
     let mut blocks = events::follow_finalized(urls, Some(genesis), from);
     while let Some(block) = blocks.recv().await {
+        if let Some(networks) = &networks {
+            peers_changed(&node, &block, &engine, networks).await;
+        }
         let ended = handle(&node, &block, &engine);
         if !block.undecodable.is_empty() {
             // A runtime this agent does not know yet: the block may have changed any of this
@@ -86,6 +91,59 @@ fn handle<C: Chain>(node: &AccountId32, block: &FinalizedBlock, engine: &Engine<
         }
     }
     ended
+}
+
+/// Passes again the contracts whose networks `block` changed: another node joined, changed or left
+/// a network of the same name, or a node changed its WireGuard key or endpoint. (The host does not
+/// keep a network's owner; a network of the same name of another owner costs one idle pass.)
+async fn peers_changed<C: Chain>(
+    node: &AccountId32,
+    block: &FinalizedBlock,
+    engine: &Engine<C>,
+    networks: &Arc<NetworkDriver>,
+) {
+    let mut names = Vec::new();
+    let mut every = false;
+    for event in &block.events {
+        match event {
+            ChainEvent::NetworkMemberChanged {
+                node: n, network, ..
+            } if n != node => names.push(network.clone()),
+            ChainEvent::NodeUpdated { node: n } if n != node => every = true,
+            _ => {}
+        }
+    }
+    if names.is_empty() && !every {
+        return;
+    }
+    let networks = networks.clone();
+    let contracts = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u64>> {
+        let mut out = std::collections::BTreeSet::new();
+        if every {
+            out.extend(
+                networks
+                    .networks()
+                    .list()?
+                    .into_iter()
+                    .map(|id| id.contract),
+            );
+        }
+        for name in names {
+            out.extend(networks.contracts_with(&name)?);
+        }
+        Ok(out.into_iter().collect())
+    })
+    .await;
+    match contracts {
+        Ok(Ok(contracts)) => {
+            for id in contracts {
+                tracing::info!(block = block.number, contract = id, "network peers changed");
+                engine.enqueue(id, true);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "cannot list the host's networks"),
+        Err(e) => tracing::warn!(error = %e, "cannot list the host's networks"),
+    }
 }
 
 /// Reads every contract naming this node, and everything on the host, again.

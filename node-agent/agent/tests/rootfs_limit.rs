@@ -88,6 +88,7 @@ impl Node {
             memory: 0,
             mounts: Vec::new(),
             labels: BTreeMap::new(),
+            network_namespace: None,
         };
         let status = self.containers.start(&spec).expect("start");
         assert_eq!(status.state, RunState::Running);

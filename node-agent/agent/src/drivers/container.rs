@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -17,7 +17,8 @@ use zos_host::{
 use zos_image_store::ImageRecord;
 
 use super::{
-    chain_of, drop_root_filesystem, open_env, root_filesystem, Image, Images, VolumeDriver,
+    chain_of, drop_root_filesystem, open_env, root_filesystem, Image, Images, NetworkDriver,
+    VolumeDriver,
 };
 use crate::{
     engine::{Applied, Driver, DriverError, Observed, RunState},
@@ -34,10 +35,16 @@ pub struct ContainerDriver {
     images: Images,
     containers: Containers,
     volumes: Arc<VolumeDriver>,
+    networks: OnceLock<Arc<NetworkDriver>>,
     key: NodeKey,
 }
 
 impl ContainerDriver {
+    /// Has containers that name a network join it through `networks`.
+    pub fn join_networks(&self, networks: Arc<NetworkDriver>) {
+        let _ = self.networks.set(networks);
+    }
+
     /// Containers under `containers`, from `images`, mounting `volumes`; `key` opens sealed
     /// values.
     pub fn new(
@@ -50,6 +57,7 @@ impl ContainerDriver {
             images,
             containers,
             volumes,
+            networks: OnceLock::new(),
             key,
         }
     }
@@ -90,6 +98,7 @@ impl ContainerDriver {
         owner: &[u8; 32],
         w: &Workload,
         c: &Container,
+        deployment: &Deployment,
     ) -> Result<Applied, DriverError> {
         let (digest, record, reference) = match self.images.get(&c.image, id.contract)? {
             Image::Ready {
@@ -121,6 +130,16 @@ impl ContainerDriver {
         }
         // Its writes go to a filesystem of the contract's `rootfs_size`, and nowhere else.
         let rootfs = root_filesystem(store, &digest, &wid, c.rootfs_size, &reference)?;
+        let network_namespace = match &c.network {
+            Some(attachment) => {
+                // The engine applies a container only once the network it names is in place.
+                let networks = self.networks.get().ok_or_else(|| {
+                    DriverError::Permanent("this node takes part in no private network".into())
+                })?;
+                Some(networks.attach(id.contract, &id.name, attachment, deployment)?)
+            }
+            None => None,
+        };
 
         let spec = ContainerSpec {
             id: id.clone(),
@@ -146,6 +165,7 @@ impl ContainerDriver {
                 })
                 .collect(),
             labels: BTreeMap::from([(VERSION_LABEL.to_string(), w.version.to_string())]),
+            network_namespace,
         };
         self.containers
             .start(&spec)
@@ -280,7 +300,7 @@ impl Driver for ContainerDriver {
         contract: u64,
         owner: &[u8; 32],
         workload: &Workload,
-        _deployment: &Deployment,
+        deployment: &Deployment,
     ) -> Result<Applied, DriverError> {
         let WorkloadSpec::Container(c) = &workload.spec else {
             return Err(DriverError::Permanent(format!(
@@ -292,7 +312,7 @@ impl Driver for ContainerDriver {
             contract,
             name: String::from_utf8_lossy(&workload.name).into_owned(),
         };
-        self.start(&id, owner, workload, c)
+        self.start(&id, owner, workload, c, deployment)
     }
 
     fn remove(&self, contract: u64, name: &str) -> anyhow::Result<()> {
@@ -302,6 +322,9 @@ impl Driver for ContainerDriver {
         };
         self.containers.remove(&id, STOP_GRACE)?;
         self.images.store().remove_rootfs(&id.container_id())?;
+        if let Some(networks) = self.networks.get() {
+            networks.detach(contract, name)?;
+        }
         Ok(())
     }
 
@@ -313,6 +336,13 @@ impl Driver for ContainerDriver {
         }
         for id in self.rootfs_leases(Some(contract))? {
             self.images.store().remove_rootfs(&id.container_id())?;
+        }
+        if let Some(networks) = self.networks.get() {
+            for id in networks.networks().attached()? {
+                if id.contract == contract {
+                    networks.detach(contract, &id.name)?;
+                }
+            }
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 //!   checked file by file at every launch;
 //! - [`volume`]: volumes (loop-mounted ext4 files) that containers mount;
 //! - [`vm`]: virtual machines (QEMU microvm), their root from the image store over virtiofs;
-//! - [`disk`]: disks (sparse raw files) that VMs attach.
+//! - [`disk`]: disks (sparse raw files) that VMs attach;
+//! - [`network`]: private networks (a namespace per network, WireGuard to the other members)
+//!   that containers join.
 //!
 //! Names are derived from the contract id and the workload name (`zos-<contract>-<name>`), so a
 //! restarted agent, or one whose database was deleted, finds everything again.
@@ -15,6 +17,7 @@
 
 pub mod container;
 pub mod disk;
+pub mod network;
 pub mod pulls;
 pub mod vm;
 pub mod volume;
@@ -32,6 +35,7 @@ use crate::{
 };
 pub use container::ContainerDriver;
 pub use disk::DiskDriver;
+pub use network::{NetworkDriver, NetworkIndex};
 pub use pulls::{PullStatus, PullWaker, Pulls};
 pub use vm::VmDriver;
 pub use volume::VolumeDriver;
@@ -46,6 +50,7 @@ pub struct HostDrivers {
     containers: Arc<ContainerDriver>,
     volumes: Arc<VolumeDriver>,
     vms: Option<(Arc<VmDriver>, Arc<DiskDriver>)>,
+    networks: Option<Arc<NetworkDriver>>,
     key: NodeKey,
 }
 
@@ -76,8 +81,22 @@ impl HostDrivers {
             volumes,
             images,
             vms: None,
+            networks: None,
             key,
         }
+    }
+
+    /// With private networks made by `networks`, which containers join.
+    pub fn with_networks(mut self, networks: NetworkDriver) -> HostDrivers {
+        let networks = Arc::new(networks);
+        self.containers.join_networks(networks.clone());
+        self.networks = Some(networks);
+        self
+    }
+
+    /// The network driver, when this node takes part in private networks.
+    pub fn networks(&self) -> Option<&Arc<NetworkDriver>> {
+        self.networks.as_ref()
     }
 
     /// With VMs run by `vms` and disks under `disks`; a guest has `stop_grace` to power down.
@@ -95,11 +114,14 @@ impl HostDrivers {
     }
 
     /// The drivers by kind, for the engine. Without VMs, VMs and disks have no driver and are
-    /// reported `unsupported`.
+    /// reported `unsupported`; without networks, networks (and what names one) are.
     pub fn drivers(&self) -> Drivers {
-        let drivers = Drivers::default()
+        let mut drivers = Drivers::default()
             .with(WorkloadKind::Volume, self.volumes.clone())
             .with(WorkloadKind::Container, self.containers.clone());
+        if let Some(networks) = &self.networks {
+            drivers = drivers.with(WorkloadKind::Network, networks.clone());
+        }
         match &self.vms {
             Some((vms, disks)) => drivers
                 .with(WorkloadKind::Disk, disks.clone())
@@ -308,6 +330,8 @@ pub struct Layout {
     pub containers: PathBuf,
     /// VM runtime state (pid files, sockets, console logs).
     pub vms: PathBuf,
+    /// The namespaces of private networks and of the containers on them.
+    pub networks: PathBuf,
 }
 
 impl Layout {
@@ -320,6 +344,7 @@ impl Layout {
             vm_boot: storage_dir.join("vm-boot"),
             containers: run_dir.join("containers"),
             vms: run_dir.join("vms"),
+            networks: run_dir.join("networks"),
         }
     }
 }

@@ -303,6 +303,11 @@ impl Driver for VmDriver {
                 workload.spec.kind()
             )));
         };
+        if vm.network.is_some() {
+            return Err(DriverError::Unsupported(
+                "VMs on private networks are not supported by this node yet".into(),
+            ));
+        }
         let id = WorkloadId {
             contract,
             name: String::from_utf8_lossy(&workload.name).into_owned(),

@@ -1,0 +1,368 @@
+//! Private networks (`zos_host::network`): this node's part of each network a contract names,
+//! with the other members as WireGuard peers, read from the chain's index of the owner's network
+//! (see docs/networks.md).
+//!
+//! A network workload exists rather than runs, so the engine applies it at every pass of its
+//! contract: each pass reads the index and the members' node records again and changes only what
+//! differs (peers in place). The agent passes the contract again when a member joins, changes or
+//! leaves, or a member node's key or endpoint changes.
+
+use std::{collections::BTreeSet, net::Ipv4Addr, sync::Arc};
+
+use zos_chain_client::{AccountId32, NetworkRecord, Node};
+use zos_contracts::{
+    Deployment, Ipv4Cidr, NetworkAttachment, Workload, WorkloadKind, WorkloadSpec,
+};
+use zos_host::{
+    network::{peer_endpoint, Attachment, Cidr, NetworkSpec, Networks, PeerConfig},
+    WorkloadId,
+};
+
+use super::chain_of;
+use crate::engine::{Applied, Driver, DriverError, Observed, RunState};
+
+/// Seconds between keepalives to each peer, so that a member behind NAT stays reachable.
+const KEEPALIVE: u16 = 25;
+
+/// What the driver reads from the chain.
+pub trait NetworkIndex: Send + Sync + 'static {
+    /// `owner`'s network `name`, at the finalized head.
+    fn network(&self, owner: &AccountId32, name: &[u8]) -> anyhow::Result<Option<NetworkRecord>>;
+    /// A node's record (its WireGuard key and endpoint).
+    fn node(&self, node: &AccountId32) -> anyhow::Result<Option<Node>>;
+}
+
+/// See the module documentation.
+pub struct NetworkDriver {
+    networks: Networks,
+    index: Arc<dyn NetworkIndex>,
+    node: AccountId32,
+    endpoint: String,
+}
+
+impl NetworkDriver {
+    /// Networks made by `networks` for node `node`, whose WireGuard endpoint is `endpoint`
+    /// (`host:port`: each network listens on its port plus the network's slot on this node).
+    pub fn new(
+        networks: Networks,
+        index: Arc<dyn NetworkIndex>,
+        node: AccountId32,
+        endpoint: String,
+    ) -> NetworkDriver {
+        NetworkDriver {
+            networks,
+            index,
+            node,
+            endpoint,
+        }
+    }
+
+    /// The host's networks.
+    pub fn networks(&self) -> &Networks {
+        &self.networks
+    }
+
+    /// Gives workload `name` of `deployment` (contract `contract`) its namespace on the network
+    /// it names; returns the namespace's file for its runtime to join.
+    pub fn attach(
+        &self,
+        contract: u64,
+        name: &str,
+        attachment: &NetworkAttachment,
+        deployment: &Deployment,
+    ) -> Result<std::path::PathBuf, DriverError> {
+        let network_name = String::from_utf8_lossy(&attachment.network).into_owned();
+        let net = deployment
+            .workloads
+            .iter()
+            .find_map(|w| match &w.spec {
+                WorkloadSpec::Network(n) if w.name == attachment.network => Some(n),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                DriverError::Permanent(format!("network {network_name} is not in the deployment"))
+            })?;
+        let ip = address(deployment, &attachment.network, name).ok_or_else(|| {
+            DriverError::Permanent(format!(
+                "network {network_name}: no address left in subnet {}",
+                cidr(&net.subnet)
+            ))
+        })?;
+        self.networks
+            .attach(&Attachment {
+                network: WorkloadId {
+                    contract,
+                    name: network_name.clone(),
+                },
+                container: WorkloadId {
+                    contract,
+                    name: name.to_string(),
+                },
+                ip,
+                subnet: cidr(&net.subnet),
+                range: cidr(&net.range),
+            })
+            .map_err(|e| {
+                DriverError::Transient(format!("network {network_name}: {}", chain_of(&e)))
+            })
+    }
+
+    /// Removes `name`'s namespace (both ends of its veth go with it).
+    pub fn detach(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.networks.detach(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+
+    /// The contracts with a network of this name on the host (whoever owns them: the host does
+    /// not keep owners), for the events that name a network.
+    pub fn contracts_with(&self, network: &[u8]) -> anyhow::Result<BTreeSet<u64>> {
+        Ok(self
+            .networks
+            .list()?
+            .into_iter()
+            .filter(|id| id.name.as_bytes() == network)
+            .map(|id| id.contract)
+            .collect())
+    }
+
+    /// This node's spec of `owner`'s network `name`, from the chain's index.
+    fn spec(
+        &self,
+        contract: u64,
+        owner: &[u8; 32],
+        name: &str,
+        range: Cidr,
+        subnet: Cidr,
+    ) -> Result<NetworkSpec, DriverError> {
+        let owner = AccountId32(*owner);
+        let record = self
+            .index
+            .network(&owner, name.as_bytes())
+            .map_err(|e| DriverError::transient("reading the network's members", format!("{e:#}")))?
+            .ok_or_else(|| {
+                DriverError::Transient(format!("network {name} is not in the chain's index yet"))
+            })?;
+        let me = record
+            .members
+            .iter()
+            .find(|m| m.node == self.node && m.contract_id == contract)
+            .ok_or_else(|| {
+                DriverError::Transient(format!(
+                    "network {name}: this contract is not its member on this node in the chain's index"
+                ))
+            })?;
+        let listen_port = peer_endpoint(&self.endpoint, me.port_offset)
+            .map(|e| e.port())
+            .ok_or_else(|| {
+                DriverError::Permanent(format!(
+                    "network {name}: this node's endpoint {} has no port for slot {}",
+                    self.endpoint, me.port_offset
+                ))
+            })?;
+        let mut peers = Vec::new();
+        for m in record.members.iter().filter(|m| m.node != self.node) {
+            let node = self
+                .index
+                .node(&m.node)
+                .map_err(|e| DriverError::transient("reading a member node", format!("{e:#}")))?;
+            // A member whose node left the grid has no key to reach it by.
+            let Some(node) = node else { continue };
+            peers.push(PeerConfig {
+                public_key: node.wg_public_key,
+                endpoint: peer_endpoint(&node.endpoint, m.port_offset),
+                allowed_ips: vec![Cidr {
+                    addr: Ipv4Addr::from(m.subnet.0),
+                    prefix: m.subnet.1,
+                }],
+                keepalive: KEEPALIVE,
+            });
+        }
+        Ok(NetworkSpec {
+            workload: WorkloadId {
+                contract,
+                name: name.to_string(),
+            },
+            range,
+            subnet,
+            listen_port,
+            peers,
+        })
+    }
+}
+
+impl Driver for NetworkDriver {
+    fn contracts(&self) -> anyhow::Result<BTreeSet<u64>> {
+        Ok(self
+            .networks
+            .list()?
+            .into_iter()
+            .map(|id| id.contract)
+            .collect())
+    }
+
+    fn observe(&self, contract: u64) -> anyhow::Result<Vec<Observed>> {
+        Ok(self
+            .networks
+            .list()?
+            .into_iter()
+            .filter(|id| id.contract == contract)
+            .map(|id| Observed {
+                name: id.name,
+                kind: WorkloadKind::Network,
+                version: None,
+                state: RunState::Present,
+            })
+            .collect())
+    }
+
+    fn apply(
+        &self,
+        contract: u64,
+        owner: &[u8; 32],
+        workload: &Workload,
+        _deployment: &Deployment,
+    ) -> Result<Applied, DriverError> {
+        let WorkloadSpec::Network(n) = &workload.spec else {
+            return Err(DriverError::Permanent(format!(
+                "the network driver cannot make a {}",
+                workload.spec.kind()
+            )));
+        };
+        let name = String::from_utf8_lossy(&workload.name).into_owned();
+        let spec = self.spec(contract, owner, &name, cidr(&n.range), cidr(&n.subnet))?;
+        self.networks
+            .ensure(&spec)
+            .map(|()| Applied::Done)
+            .map_err(|e| DriverError::Transient(format!("network {name}: {}", chain_of(&e))))
+    }
+
+    fn remove(&self, contract: u64, name: &str) -> anyhow::Result<()> {
+        Ok(self.networks.remove(&WorkloadId {
+            contract,
+            name: name.to_string(),
+        })?)
+    }
+
+    fn remove_all(&self, contract: u64) -> anyhow::Result<()> {
+        for id in self.networks.attached()? {
+            if id.contract == contract {
+                self.networks.detach(&id)?;
+            }
+        }
+        for id in self.networks.list()? {
+            if id.contract == contract {
+                self.networks.remove(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&self, _contract: u64, _name: &str) -> anyhow::Result<()> {
+        // Nothing of a network runs on its own: its containers are paused.
+        Ok(())
+    }
+
+    fn resume(&self, _contract: u64, _name: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn cidr(c: &Ipv4Cidr) -> Cidr {
+    Cidr {
+        addr: Ipv4Addr::from(c.addr),
+        prefix: c.prefix,
+    }
+}
+
+/// The address of workload `name` on `network` of `deployment`: its fixed one, or else the
+/// lowest host address of the node's subnet that is not the gateway, another workload's fixed
+/// address, or given to a workload before it in the deployment. The same deployment always gives
+/// the same addresses; `None` when the subnet is full.
+pub fn address(deployment: &Deployment, network: &[u8], name: &str) -> Option<Ipv4Addr> {
+    let subnet = deployment.workloads.iter().find_map(|w| match &w.spec {
+        WorkloadSpec::Network(n) if w.name[..] == network[..] => Some(n.subnet),
+        _ => None,
+    })?;
+    let attachments: Vec<(&[u8], &NetworkAttachment)> = deployment
+        .workloads
+        .iter()
+        .filter_map(|w| {
+            let att = match &w.spec {
+                WorkloadSpec::Container(c) => c.network.as_ref(),
+                WorkloadSpec::VirtualMachine(vm) => vm.network.as_ref(),
+                _ => None,
+            }?;
+            (att.network[..] == network[..]).then_some((&w.name[..], att))
+        })
+        .collect();
+    let fixed: BTreeSet<[u8; 4]> = attachments.iter().filter_map(|(_, a)| a.ip).collect();
+    let base = subnet.base();
+    let hosts = (1u64 << (32 - u32::from(subnet.prefix))).saturating_sub(2);
+    // Host addresses from the second (the first is the gateway).
+    let mut free = (2..=hosts)
+        .map(|i| (base + i as u32).to_be_bytes())
+        .filter(|ip| !fixed.contains(ip));
+    for (w, att) in attachments {
+        let ip = match att.ip {
+            Some(ip) => ip,
+            None => free.next()?,
+        };
+        if w == name.as_bytes() {
+            return Some(Ipv4Addr::from(ip));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zos_contracts::file::DeploymentFile;
+
+    fn deployment(yaml_workloads: &str) -> Deployment {
+        DeploymentFile::from_yaml(&format!("version: 1\nworkloads:\n{yaml_workloads}"))
+            .unwrap()
+            .into_deployment(None)
+            .unwrap()
+    }
+
+    const IMAGE: &str = "127.0.0.1:5000/app@sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79";
+
+    fn container(name: &str, network: &str, ip: Option<&str>) -> String {
+        let ip = ip.map(|ip| format!(", ip: {ip}")).unwrap_or_default();
+        format!(
+            "  - name: {name}\n    version: 1\n    container: {{ image: {IMAGE}, cpu: 1, memory: 64MiB, rootfs: 64MiB, network: {{ name: {network}{ip} }} }}\n"
+        )
+    }
+
+    #[test]
+    fn addresses_skip_the_gateway_and_fixed_ones_and_follow_the_deployment() {
+        let d = deployment(&format!(
+            "  - name: net\n    version: 1\n    network: {{ range: 10.20.0.0/16, subnet: 10.20.3.0/29 }}\n{}{}{}{}",
+            container("a", "net", None),
+            container("b", "net", Some("10.20.3.2")),
+            container("c", "net", None),
+            container("d", "net", None),
+        ));
+        let ip = |n| address(&d, b"net", n).map(|ip| ip.to_string());
+        assert_eq!(ip("a").as_deref(), Some("10.20.3.3"));
+        assert_eq!(ip("b").as_deref(), Some("10.20.3.2"));
+        assert_eq!(ip("c").as_deref(), Some("10.20.3.4"));
+        assert_eq!(ip("d").as_deref(), Some("10.20.3.5"));
+        assert_eq!(ip("nobody"), None);
+    }
+
+    #[test]
+    fn a_full_subnet_gives_no_address() {
+        // A /30 has two hosts: the gateway and one more.
+        let d = deployment(&format!(
+            "  - name: net\n    version: 1\n    network: {{ range: 10.20.0.0/16, subnet: 10.20.3.0/30 }}\n{}{}",
+            container("a", "net", None),
+            container("b", "net", None),
+        ));
+        assert_eq!(address(&d, b"net", "a"), Some(Ipv4Addr::new(10, 20, 3, 2)));
+        assert_eq!(address(&d, b"net", "b"), None);
+    }
+}
