@@ -141,6 +141,7 @@ async fn run(grid: &Grid, home: &AgentHome, scratch: &Path) -> Result<()> {
             ssh_keys: vec![],
             boot: None,
             labels: BTreeMap::new(),
+            network: None,
         };
         let started = Instant::now();
         bare.start(&spec)?;

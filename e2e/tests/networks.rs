@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use zos_chain_client::keys::UserKey;
 use zos_e2e::{deployment, leftovers, wait_gone, Agent, Grid};
 use zos_testkit::{
@@ -81,15 +81,28 @@ async fn containers_on_two_nodes_share_a_private_network_and_no_one_else_gets_in
     let charlie = grid.client.submitter(UserKey::from_uri("//Charlie")?);
 
     // Bob's network on both nodes: a container on each, finalized to first packet timed.
+    // A VM on a beside the container, on the same network.
+    let with_vm = format!(
+        "{}  - name: box
+    vm:
+      image: {}
+      vcpus: 1
+      memory: 256MiB
+      network: {{ name: net }}
+",
+        member(&grid.image, "10.77.1.0/24", "web"),
+        grid.vm_image
+    );
     let on_a = grid
-        .create(
-            &bob,
-            &node_a,
-            &deployment(&member(&grid.image, "10.77.1.0/24", "web"), None)?,
-        )
+        .create(&bob, &node_a, &deployment(&with_vm, None)?)
         .await?;
-    grid.wait_states(on_a, 1, &[("net", "ok"), ("web", "ok")], DEPLOY)
-        .await?;
+    grid.wait_states(
+        on_a,
+        1,
+        &[("net", "ok"), ("web", "ok"), ("box", "ok")],
+        DEPLOY,
+    )
+    .await?;
     let on_b = grid
         .create(
             &bob,
@@ -114,6 +127,23 @@ async fn containers_on_two_nodes_share_a_private_network_and_no_one_else_gets_in
         "contract on b finalized -> first ping from a answered: {:?}",
         created.elapsed()
     );
+    // The VM on a and the container on b reach each other (the guest's kernel answers).
+    let console = home_a
+        .run_dir
+        .join("vms")
+        .join(zos_e2e::container_id(on_a, "box"))
+        .join("console.log");
+    wait_until("db to reach the VM on a", DEPLOY, || {
+        let ok = pings(&db, "10.77.1.3");
+        async move { ok.then_some(()) }
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "the VM's console: {}",
+            std::fs::read_to_string(&console).unwrap_or_default()
+        )
+    })?;
 
     // Another owner's network of the same name, range and subnet on b: its container has db's
     // very address, and still no one crosses.

@@ -57,10 +57,16 @@ fn main() -> std::process::ExitCode {
     if let Command::Shim { args } = cli.command {
         zos_host::container::shim_main(args);
     }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info".into())
+        // The netlink parser warns of every attribute newer than itself, at every link read.
+        .add_directive(
+            "netlink_packet_route=error"
+                .parse()
+                .expect("a valid directive"),
+        );
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

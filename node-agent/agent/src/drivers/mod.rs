@@ -90,6 +90,9 @@ impl HostDrivers {
     pub fn with_networks(mut self, networks: NetworkDriver) -> HostDrivers {
         let networks = Arc::new(networks);
         self.containers.join_networks(networks.clone());
+        if let Some((vms, _)) = &self.vms {
+            vms.join_networks(networks.clone());
+        }
         self.networks = Some(networks);
         self
     }

@@ -62,7 +62,7 @@ impl NetworkDriver {
         &self.networks
     }
 
-    /// Gives workload `name` of `deployment` (contract `contract`) its namespace on the network
+    /// Gives container `name` of `deployment` (contract `contract`) its namespace on the network
     /// it names; returns the namespace's file for its runtime to join.
     pub fn attach(
         &self,
@@ -71,6 +71,26 @@ impl NetworkDriver {
         attachment: &NetworkAttachment,
         deployment: &Deployment,
     ) -> Result<std::path::PathBuf, DriverError> {
+        let container = WorkloadId {
+            contract,
+            name: name.to_string(),
+        };
+        let place = self.place(&container, attachment, deployment)?;
+        let network_name = place.network.name.clone();
+        self.networks.attach(&place).map_err(|e| {
+            DriverError::Transient(format!("network {network_name}: {}", chain_of(&e)))
+        })
+    }
+
+    /// Where `workload` of `deployment` is on the network it names: the network workload, its
+    /// address, the subnet and the range.
+    pub fn place(
+        &self,
+        workload: &WorkloadId,
+        attachment: &NetworkAttachment,
+        deployment: &Deployment,
+    ) -> Result<Attachment, DriverError> {
+        let (contract, name) = (workload.contract, workload.name.as_str());
         let network_name = String::from_utf8_lossy(&attachment.network).into_owned();
         let net = deployment
             .workloads
@@ -88,23 +108,16 @@ impl NetworkDriver {
                 cidr(&net.subnet)
             ))
         })?;
-        self.networks
-            .attach(&Attachment {
-                network: WorkloadId {
-                    contract,
-                    name: network_name.clone(),
-                },
-                container: WorkloadId {
-                    contract,
-                    name: name.to_string(),
-                },
-                ip,
-                subnet: cidr(&net.subnet),
-                range: cidr(&net.range),
-            })
-            .map_err(|e| {
-                DriverError::Transient(format!("network {network_name}: {}", chain_of(&e)))
-            })
+        Ok(Attachment {
+            network: WorkloadId {
+                contract,
+                name: network_name,
+            },
+            container: workload.clone(),
+            ip,
+            subnet: cidr(&net.subnet),
+            range: cidr(&net.range),
+        })
     }
 
     /// Removes `name`'s namespace (both ends of its veth go with it).

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -15,13 +15,16 @@ use zos_contracts::{Deployment, VirtualMachine, Workload, WorkloadKind, Workload
 use zos_host::{
     vm::{
         boot::{self, BootError, KernelFiles},
-        BootFiles, VmSpec, VmState, Vms,
+        BootFiles, VmNetwork, VmSpec, VmState, Vms,
     },
     WorkloadId,
 };
 use zos_image_store::{Digest, ImageRecord, Store};
 
-use super::{chain_of, drop_root_filesystem, open_env, root_filesystem, DiskDriver, Image, Images};
+use super::{
+    chain_of, drop_root_filesystem, open_env, root_filesystem, DiskDriver, Image, Images,
+    NetworkDriver,
+};
 use crate::{
     engine::{Applied, Driver, DriverError, Observed, RunState},
     metering::Sample,
@@ -41,11 +44,17 @@ pub struct VmDriver {
     images: Images,
     vms: Vms,
     disks: Arc<DiskDriver>,
+    networks: OnceLock<Arc<NetworkDriver>>,
     key: NodeKey,
     stop_grace: Duration,
 }
 
 impl VmDriver {
+    /// Has VMs that name a network join it through `networks`.
+    pub fn join_networks(&self, networks: Arc<NetworkDriver>) {
+        let _ = self.networks.set(networks);
+    }
+
     /// VMs run by `vms`, their roots from `images`, their disks from `disks`; `key` opens sealed
     /// values; a guest has `stop_grace` to power down before it is killed.
     pub fn new(
@@ -59,6 +68,7 @@ impl VmDriver {
             images,
             vms,
             disks,
+            networks: OnceLock::new(),
             key,
             stop_grace,
         }
@@ -97,6 +107,7 @@ impl VmDriver {
         owner: &[u8; 32],
         w: &Workload,
         vm: &VirtualMachine,
+        deployment: &Deployment,
     ) -> Result<Applied, DriverError> {
         let boot = match &vm.kernel {
             None => None,
@@ -142,6 +153,28 @@ impl VmDriver {
             }
         }
         let rootfs = root_filesystem(store, &digest, &wid, ROOTFS_SIZE, &reference)?;
+        let network = match &vm.network {
+            Some(attachment) => {
+                // The engine applies a VM only once the network it names is in place.
+                let networks = self.networks.get().ok_or_else(|| {
+                    DriverError::Permanent("this node takes part in no private network".into())
+                })?;
+                let place = networks.place(id, attachment, deployment)?;
+                let (tap, mac) = zos_host::network::Networks::tap(id);
+                Some((
+                    place.network.clone(),
+                    VmNetwork {
+                        namespace: networks.networks().namespace(&place.network),
+                        tap,
+                        mac,
+                        address: place.ip,
+                        subnet: place.subnet,
+                        range: place.range,
+                    },
+                ))
+            }
+            None => None,
+        };
 
         let spec = VmSpec {
             id: id.clone(),
@@ -158,9 +191,17 @@ impl VmDriver {
                 .collect(),
             boot,
             labels: BTreeMap::from([(VERSION_LABEL.to_string(), w.version.to_string())]),
+            network: network.as_ref().map(|(_, n)| n.clone()),
         };
         match self.vms.start(&spec) {
-            Ok(()) => Ok(Applied::Done),
+            Ok(()) => match (&network, self.networks.get()) {
+                (Some((net, n)), Some(networks)) => networks
+                    .networks()
+                    .plug(net, &n.tap)
+                    .map(|()| Applied::Done)
+                    .map_err(|e| DriverError::Transient(format!("network: {}", chain_of(&e)))),
+                _ => Ok(Applied::Done),
+            },
             Err(e @ zos_host::vm::VmError::BadEnvName(_)) => {
                 Err(DriverError::Permanent(e.to_string()))
             }
@@ -295,7 +336,7 @@ impl Driver for VmDriver {
         contract: u64,
         owner: &[u8; 32],
         workload: &Workload,
-        _deployment: &Deployment,
+        deployment: &Deployment,
     ) -> Result<Applied, DriverError> {
         let WorkloadSpec::VirtualMachine(vm) = &workload.spec else {
             return Err(DriverError::Permanent(format!(
@@ -303,16 +344,11 @@ impl Driver for VmDriver {
                 workload.spec.kind()
             )));
         };
-        if vm.network.is_some() {
-            return Err(DriverError::Unsupported(
-                "VMs on private networks are not supported by this node yet".into(),
-            ));
-        }
         let id = WorkloadId {
             contract,
             name: String::from_utf8_lossy(&workload.name).into_owned(),
         };
-        self.start(&id, owner, workload, vm)
+        self.start(&id, owner, workload, vm, deployment)
     }
 
     fn remove(&self, contract: u64, name: &str) -> anyhow::Result<()> {

@@ -108,10 +108,6 @@ pub enum DriverError {
     /// with backoff like a transient failure.
     #[error("{0} is not ready")]
     NotReady(String),
-    /// This node cannot run the workload as asked (a feature it lacks, named in words): reported
-    /// `unsupported`, so not billed, and not tried again until the workload changes.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl DriverError {

@@ -473,7 +473,6 @@ impl<C: Chain> Engine<C> {
                     ..Outcome::new(Status::Ok, &waiting_for)
                 }
             }
-            Err(DriverError::Unsupported(m)) => Outcome::new(Status::Unsupported, &m),
             Err(e) => Outcome {
                 retry: !matches!(e, DriverError::Permanent(_)),
                 ..Outcome::new(Status::Error, &e.to_string())

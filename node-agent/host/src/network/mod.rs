@@ -479,11 +479,46 @@ impl Networks {
         Ok(ctr_ns)
     }
 
+    /// The tap of `vm` (made by its QEMU in the network's namespace), and its MAC address.
+    pub fn tap(vm: &WorkloadId) -> (String, [u8; 6]) {
+        let hash = blake3::hash(vm.container_id().as_bytes());
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&hash.as_bytes()[..6]);
+        // Locally administered, unicast.
+        mac[0] = (mac[0] & 0xfc) | 0x02;
+        (format!("t{}", &hash.to_hex()[..12]), mac)
+    }
+
+    /// Puts `tap` (a VM's, in network `network`'s namespace) on the network's bridge, up.
+    pub fn plug(&self, network: &WorkloadId, tap: &str) -> Result<(), NetError> {
+        check(network)?;
+        let ns = self.namespace(network);
+        netns::with_netlink(Some(&ns), |h| async move {
+            let bridge = index(&h, BRIDGE).await?;
+            let tap_index = index(&h, tap).await?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(tap_index)
+                        .controller(bridge)
+                        .up()
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(NetError::netlink("putting the tap on the bridge"))
+        })
+    }
+
     /// Removes `container`'s namespace, and with it both ends of its veth.
     pub fn detach(&self, container: &WorkloadId) -> Result<(), NetError> {
         check(container)?;
         netns::remove(&self.container_namespace(container))
     }
+}
+
+/// Runs `work` on a thread inside the network namespace at `ns`: what it spawns lives there.
+pub fn in_namespace<R: Send>(ns: &Path, work: impl FnOnce() -> R + Send) -> Result<R, NetError> {
+    netns::within(ns, || Ok(work()))
 }
 
 impl Cidr {

@@ -26,6 +26,9 @@ pub const MODULES: &[&str] = &[
     "virtio_blk",
     "button",
     "evdev",
+    "failover",
+    "net_failover",
+    "virtio_net",
 ];
 
 /// The largest kernel this node unpacks (Debian's cloud kernel is 53 MB unpacked).

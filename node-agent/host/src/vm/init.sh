@@ -29,6 +29,13 @@ if [ -f /zos/authorized_keys ]; then
     $B cp /zos/authorized_keys /newroot/root/.ssh/authorized_keys
     $B chmod 600 /newroot/root/.ssh/authorized_keys
 fi
+if [ -f /zos/network ]; then
+    . /zos/network
+    { $B ip link set eth0 up &&
+      $B ip addr add "$ZOS_NET_ADDRESS" dev eth0 &&
+      $B ip route add "$ZOS_NET_RANGE" via "$ZOS_NET_GATEWAY" dev eth0; } ||
+        say "cannot configure the private network"
+fi
 # Disks are /dev/vda, /dev/vdb, ... in the order the VM names them; each one's serial
 # (/sys/block/vdX/serial) is its workload name.
 [ -f /zos/env ] && . /zos/env

@@ -111,6 +111,26 @@ pub struct VmSpec {
     pub boot: Option<BootFiles>,
     /// Labels kept with the VM (the workload version).
     pub labels: BTreeMap<String, String>,
+    /// Its place on a private network, if it has one.
+    pub network: Option<VmNetwork>,
+}
+
+/// A VM's place on a private network: QEMU runs in the network's namespace and makes its tap
+/// there; the guest's init gives `eth0` its address and routes the range through the gateway.
+#[derive(Debug, Clone)]
+pub struct VmNetwork {
+    /// The network's namespace.
+    pub namespace: PathBuf,
+    /// The tap's name, for [`crate::network::Networks::plug`].
+    pub tap: String,
+    /// The guest's MAC address.
+    pub mac: [u8; 6],
+    /// The guest's address.
+    pub address: std::net::Ipv4Addr,
+    /// The network's subnet on this node (its first host is the gateway).
+    pub subnet: crate::network::Cidr,
+    /// The network's range.
+    pub range: crate::network::Cidr,
 }
 
 /// How a VM is.
@@ -298,14 +318,26 @@ impl Vms {
         let path = dir.join("vm.json");
         write_atomic(&path, &serde_json::to_vec(&record).unwrap_or_default())
             .map_err(io_err(&path))?;
-        let out = Command::new(&self.host.qemu)
-            .args(self.qemu_args(spec, &dir, boot, &initramfs))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| VmError::Start {
-                what: "qemu",
-                why: format!("cannot run {}: {e}", self.host.qemu.display()),
-            })?;
+        let qemu = || {
+            Command::new(&self.host.qemu)
+                .args(self.qemu_args(spec, &dir, boot, &initramfs))
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| VmError::Start {
+                    what: "qemu",
+                    why: format!("cannot run {}: {e}", self.host.qemu.display()),
+                })
+        };
+        let out = match &spec.network {
+            // Its tap is made in the namespace QEMU starts in.
+            Some(n) => {
+                crate::network::in_namespace(&n.namespace, qemu).map_err(|e| VmError::Start {
+                    what: "qemu",
+                    why: format!("entering the network's namespace: {e}"),
+                })?
+            }
+            None => qemu(),
+        }?;
         if !out.status.success() {
             self.stop_virtiofsd(&spec.id);
             let _ = self.cgroups.remove(&cgroup);
@@ -406,6 +438,15 @@ impl Vms {
                 ),
                 "-device".into(),
                 format!("virtio-blk-device,drive=disk{i},serial={name}"),
+            ]);
+        }
+        if let Some(n) = &spec.network {
+            let mac: Vec<String> = n.mac.iter().map(|b| format!("{b:02x}")).collect();
+            args.extend([
+                "-netdev".into(),
+                format!("tap,id=net0,ifname={},script=no,downscript=no", n.tap),
+                "-device".into(),
+                format!("virtio-net-device,netdev=net0,mac={}", mac.join(":")),
             ]);
         }
         args
@@ -658,6 +699,16 @@ fn guest_config(spec: &VmSpec) -> Result<Vec<u8>, VmError> {
             .map(|k| format!("{}\n", k.trim()))
             .collect();
         cpio.file("zos/authorized_keys", 0o600, keys.as_bytes());
+    }
+    if let Some(n) = &spec.network {
+        let config = format!(
+            "ZOS_NET_ADDRESS={}/{}\nZOS_NET_GATEWAY={}\nZOS_NET_RANGE={}\n",
+            n.address,
+            n.subnet.prefix,
+            n.subnet.gateway(),
+            n.range
+        );
+        cpio.file("zos/network", 0o644, config.as_bytes());
     }
     Ok(cpio.finish())
 }

@@ -107,6 +107,7 @@ impl VmTest {
             ssh_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1 user@host".into()],
             boot: None,
             labels: BTreeMap::from([("zos.version".into(), "3".into())]),
+            network: None,
         }
     }
 
@@ -321,4 +322,61 @@ fn a_run_directory_too_long_for_a_socket_is_a_clear_error_not_a_silent_failure()
     assert!(matches!(err, vm::VmError::SocketPathTooLong(_)), "{err}");
     assert!(err.to_string().contains("use a shorter run_dir"), "{err}");
     assert!(vms.list().unwrap().is_empty(), "nothing was made");
+}
+
+#[test]
+fn a_vm_on_a_private_network_answers_on_its_address_from_the_bridge() {
+    use zos_host::network::{Cidr, NetworkSpec, Networks};
+    use zos_testkit::netlab::{pings, Lab};
+    let t = VmTest::new();
+    let lab = Lab::new();
+    let networks = Networks::new(
+        t._dir.path().join("networks"),
+        Some(lab.host_ns("a")),
+        "/usr/bin/wireguard-go".into(),
+        {
+            let mut key = [7u8; 32];
+            key[..4].copy_from_slice(&std::process::id().to_le_bytes());
+            key
+        },
+    );
+    let net = WorkloadId::new(t.contract, "net").unwrap();
+    let cidr = |s: &str| s.parse::<Cidr>().unwrap();
+    networks
+        .ensure(&NetworkSpec {
+            workload: net.clone(),
+            range: cidr("10.77.0.0/16"),
+            subnet: cidr("10.77.1.0/24"),
+            listen_port: 51890,
+            peers: vec![],
+        })
+        .expect("network");
+    let mut spec = t.spec("netvm");
+    let (tap, mac) = Networks::tap(&spec.id);
+    spec.network = Some(vm::VmNetwork {
+        namespace: networks.namespace(&net),
+        tap: tap.clone(),
+        mac,
+        address: "10.77.1.7".parse().unwrap(),
+        subnet: cidr("10.77.1.0/24"),
+        range: cidr("10.77.0.0/16"),
+    });
+    t.vms.start(&spec).expect("start");
+    networks.plug(&net, &tap).expect("plug");
+    let id = spec.id.clone();
+    let console = t.wait_console(&id, "ZOS-READY", Duration::from_secs(60));
+    assert!(
+        !console.contains("cannot configure the private network"),
+        "{console}"
+    );
+    let start = Instant::now();
+    while !pings(&networks.namespace(&net), "10.77.1.7") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the VM does not answer on its address:\n{}",
+            t.console(&id)
+        );
+    }
+    t.vms.remove(&id, Duration::from_secs(5)).expect("remove");
+    networks.remove(&net).expect("remove the network");
 }
