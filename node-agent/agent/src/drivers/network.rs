@@ -367,6 +367,108 @@ mod tests {
         assert_eq!(ip("nobody"), None);
     }
 
+    /// An index of one network `net` of Bob's, over nodes 1 (this one), 2 and 3 (3 has left the
+    /// grid), in memory.
+    struct FakeIndex;
+
+    fn account(n: u8) -> AccountId32 {
+        AccountId32([n; 32])
+    }
+
+    impl NetworkIndex for FakeIndex {
+        fn network(
+            &self,
+            owner: &AccountId32,
+            name: &[u8],
+        ) -> anyhow::Result<Option<NetworkRecord>> {
+            if *owner != account(0xb0) || name != b"net" {
+                return Ok(None);
+            }
+            let member = |node, contract_id, third, port_offset| zos_chain_client::NetworkMember {
+                node: account(node),
+                contract_id,
+                subnet: ([10, 20, third, 0], 24),
+                port_offset,
+            };
+            Ok(Some(NetworkRecord {
+                range: ([10, 20, 0, 0], 16),
+                members: vec![member(2, 7, 2, 3), member(1, 9, 1, 2), member(3, 8, 3, 0)],
+            }))
+        }
+
+        fn node(&self, node: &AccountId32) -> anyhow::Result<Option<Node>> {
+            let endpoint = match node.0[0] {
+                1 => "10.250.0.1:51820",
+                2 => "10.250.0.2:40000",
+                _ => return Ok(None),
+            };
+            Ok(Some(Node {
+                account: *node,
+                farm: 1,
+                capacity: Default::default(),
+                wg_public_key: [node.0[0] + 100; 32],
+                endpoint: endpoint.into(),
+                last_seen: 0,
+                uptime: 0,
+            }))
+        }
+    }
+
+    fn driver(endpoint: &str) -> NetworkDriver {
+        NetworkDriver::new(
+            Networks::new("/nonexistent".into(), None, "/nonexistent".into(), [1; 32]),
+            Arc::new(FakeIndex),
+            account(1),
+            endpoint.into(),
+        )
+    }
+
+    #[test]
+    fn peers_are_the_other_members_at_their_nodes_ports_for_this_network() {
+        let range = "10.20.0.0/16".parse().unwrap();
+        let subnet = "10.20.1.0/24".parse().unwrap();
+        let spec = driver("10.250.0.1:51820")
+            .spec(9, &[0xb0; 32], "net", range, subnet)
+            .expect("spec");
+        // This node's slot for the network is 2: its endpoint's port plus 2.
+        assert_eq!(spec.listen_port, 51822);
+        assert_eq!(spec.workload, WorkloadId::new(9, "net").unwrap());
+        // Node 2 at its own endpoint's port plus its slot; node 3 left the grid: no peer.
+        assert_eq!(
+            spec.peers,
+            vec![PeerConfig {
+                public_key: [102; 32],
+                endpoint: Some("10.250.0.2:40003".parse().unwrap()),
+                allowed_ips: vec!["10.20.2.0/24".parse().unwrap()],
+                keepalive: KEEPALIVE,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_network_the_index_does_not_name_this_member_in_is_retried_and_a_port_past_65535_is_not() {
+        let range: Cidr = "10.20.0.0/16".parse().unwrap();
+        let subnet: Cidr = "10.20.1.0/24".parse().unwrap();
+        let d = driver("10.250.0.1:51820");
+        for (contract, owner, name) in [
+            (9, [0xb1; 32], "net"),
+            (9, [0xb0; 32], "other"),
+            (10, [0xb0; 32], "net"),
+        ] {
+            assert!(
+                matches!(
+                    d.spec(contract, &owner, name, range, subnet),
+                    Err(DriverError::Transient(_))
+                ),
+                "{contract} {name}"
+            );
+        }
+        assert!(matches!(
+            driver("10.250.0.1:65534").spec(9, &[0xb0; 32], "net", range, subnet),
+            Err(DriverError::Permanent(_))
+        ));
+    }
+
     #[test]
     fn a_full_subnet_gives_no_address() {
         // A /30 has two hosts: the gateway and one more.
