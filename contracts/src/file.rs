@@ -133,13 +133,15 @@ pub struct DiskFile {
     pub size: Size,
 }
 
-/// A private network: its range and this node's subnet, both CIDRs.
+/// A private network: its range and this node's subnet, both CIDRs. Without a subnet, the file
+/// cannot become a deployment until one is chosen (`zosctl apply` picks a free one).
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct NetworkFile {
     pub range: CidrFile,
-    pub subnet: CidrFile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<CidrFile>,
 }
 
 /// A mount of a volume.
@@ -265,6 +267,11 @@ pub enum FileError {
         /// Field path.
         path: String,
     },
+    /// A network without a subnet on this node.
+    NoSubnet {
+        /// Field path of the network.
+        path: String,
+    },
 }
 
 impl core::fmt::Display for FileError {
@@ -297,6 +304,10 @@ impl core::fmt::Display for FileError {
             FileError::BadSealedValue { path } => write!(f, "{path}: sealed value is not hex"),
             FileError::Seal { path, source } => write!(f, "{path}: {source}"),
             FileError::NotText { path } => write!(f, "{path}: not UTF-8"),
+            FileError::NoSubnet { path } => write!(
+                f,
+                "{path}: no subnet for this node: give one, or let `zosctl apply` pick a free one"
+            ),
         }
     }
 }
@@ -585,9 +596,12 @@ impl WorkloadFile {
             WorkloadSpec::Disk(model::Disk { size: d.size.0 })
         } else {
             let n = self.network.as_ref().expect("exactly one kind is set; qed");
+            let subnet = n.subnet.as_ref().ok_or_else(|| FileError::NoSubnet {
+                path: format!("{path}.network.subnet"),
+            })?;
             WorkloadSpec::Network(model::Network {
                 range: n.range.0,
-                subnet: n.subnet.0,
+                subnet: subnet.0,
             })
         };
         Ok(model::Workload {
@@ -669,7 +683,7 @@ impl WorkloadFile {
             WorkloadSpec::Network(n) => {
                 file.network = Some(NetworkFile {
                     range: CidrFile(n.range),
-                    subnet: CidrFile(n.subnet),
+                    subnet: Some(CidrFile(n.subnet)),
                 })
             }
         }

@@ -318,6 +318,33 @@ impl Ipv4Cidr {
     pub fn covers(&self, other: &Ipv4Cidr) -> bool {
         other.prefix >= self.prefix && self.contains(other.addr)
     }
+
+    /// Whether this prefix and `other` share an address.
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        self.covers(other) || other.covers(self)
+    }
+
+    /// The lowest subnet of this range that overlaps none of `taken`: a /24 in a range of /22 or
+    /// wider, else a quarter of the range (at most /30). `None` when none is free.
+    pub fn free_subnet(&self, taken: &[Ipv4Cidr]) -> Option<Ipv4Cidr> {
+        let prefix = if self.prefix <= 22 {
+            24
+        } else {
+            (self.prefix + 2).min(30)
+        };
+        if prefix < self.prefix || self.mask().is_none() {
+            return None;
+        }
+        let step = 1u64 << (32 - u32::from(prefix));
+        let count = 1u64 << (prefix - self.prefix);
+        let base = u64::from(self.base() & self.mask()?);
+        (0..count)
+            .map(|i| Ipv4Cidr {
+                addr: ((base + i * step) as u32).to_be_bytes(),
+                prefix,
+            })
+            .find(|c| !taken.iter().any(|t| t.overlaps(c)))
+    }
 }
 
 impl core::fmt::Display for Ipv4Cidr {

@@ -3,7 +3,7 @@
 use zos_contracts::{
     file::{DeploymentFile, FileError},
     sealed::{self, ContextPart, SealError, SealFor},
-    validate, Deployment, EnvValue, WorkloadSpec,
+    validate, Deployment, EnvValue, Ipv4Cidr, WorkloadSpec,
 };
 
 const IMAGE: &str =
@@ -327,5 +327,44 @@ fn a_sealed_value_copied_into_another_contract_does_not_open() {
             &sealed_env(&d, 0)
         ),
         Err(SealError::CannotOpen)
+    );
+}
+
+#[test]
+fn a_network_without_a_subnet_is_refused_until_one_is_chosen() {
+    let yaml = "workloads:\n  - name: net\n    network: { range: 10.20.0.0/16 }\n";
+    let mut file = DeploymentFile::from_yaml(yaml).unwrap();
+    let e = file.into_deployment(None).unwrap_err();
+    assert!(matches!(e, FileError::NoSubnet { .. }), "{e}");
+    assert!(e.to_string().contains("workloads[0].network.subnet"), "{e}");
+    let range = file.workloads[0].network.as_ref().unwrap().range.0;
+    let subnet = range.free_subnet(&[]).unwrap();
+    file.workloads[0].network.as_mut().unwrap().subnet =
+        Some(zos_contracts::file::CidrFile(subnet));
+    let d = file.into_deployment(None).unwrap();
+    zos_contracts::validate(&d).unwrap();
+}
+
+#[test]
+fn a_free_subnet_is_the_lowest_that_overlaps_no_member() {
+    let cidr = |addr: [u8; 4], prefix| Ipv4Cidr { addr, prefix };
+    let range = cidr([10, 20, 0, 0], 16);
+    assert_eq!(range.free_subnet(&[]), Some(cidr([10, 20, 0, 0], 24)));
+    let taken = [
+        cidr([10, 20, 0, 0], 24),
+        cidr([10, 20, 1, 128], 25),
+        cidr([10, 20, 3, 0], 24),
+    ];
+    assert_eq!(range.free_subnet(&taken), Some(cidr([10, 20, 2, 0], 24)));
+    // A narrow range is cut in quarters; a full one has none left.
+    let narrow = cidr([192, 168, 7, 0], 24);
+    assert_eq!(
+        narrow.free_subnet(&[cidr([192, 168, 7, 0], 26)]),
+        Some(cidr([192, 168, 7, 64], 26))
+    );
+    assert_eq!(narrow.free_subnet(&[narrow]), None);
+    assert_eq!(
+        cidr([10, 0, 0, 0], 30).free_subnet(&[]),
+        Some(cidr([10, 0, 0, 0], 30))
     );
 }

@@ -68,6 +68,9 @@ pub enum Command {
         /// Amount in ZOS, with up to 12 decimals (e.g. 1.5).
         amount: String,
     },
+    /// Private networks: members, subnets and states.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Creates a contract from a deployment file, or updates one (`--contract`).
     Apply(ApplyArgs),
     /// Lists contracts of an owner (your key's account by default).
@@ -168,6 +171,20 @@ pub enum NodeCommand {
     Show {
         /// The node's account (its ed25519 public key), as an address or 0x hex.
         account: String,
+    },
+}
+
+/// `zosctl network`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// One private network: its range, and each member's node, contract, subnet, WireGuard port
+    /// slot and state.
+    Show {
+        /// The network's name (the name of its network workloads).
+        name: String,
+        /// Its owner: address, key name, group name or dev URI (your key's account by default).
+        #[arg(long)]
+        owner: Option<String>,
     },
 }
 

@@ -953,3 +953,117 @@ async fn image_push_prints_the_pinned_reference() -> Result<()> {
         .stdout(predicate::str::contains(reference));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_picks_a_free_subnet_and_network_show_lists_the_members() -> Result<()> {
+    let chain = ChainNode::dev().await?;
+    let url = chain.ws_url();
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    let client = ChainClient::connect(std::slice::from_ref(&url)).await?;
+    zosctl(&home, &url)
+        .args(["--key", "//Alice", "farm", "create", "farm-n"])
+        .assert()
+        .success();
+    let capacity = Capacity {
+        cpu_millis: 4000,
+        mru: 8 << 30,
+        sru: 100 << 30,
+        hru: 0,
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = zos_e2e::register_node(&client, "farm-n", capacity)
+            .await?
+            .account();
+        nodes.push(node.to_string());
+    }
+    // Only the network's name and range: each node gets the lowest subnet no member has.
+    let file = write(
+        dir.path(),
+        "net.yaml",
+        "workloads:\n  - name: backbone\n    network: { range: 10.30.0.0/16 }\n",
+    )?;
+    for node in &nodes[..2] {
+        zosctl(&home, &url)
+            .args([
+                "--key",
+                "//Bob",
+                "apply",
+                "-f",
+                &file,
+                "--node",
+                node,
+                "--no-wait",
+            ])
+            .assert()
+            .success();
+    }
+    // Another owner's network of that name is another network: it starts from the bottom.
+    zosctl(&home, &url)
+        .args([
+            "--key",
+            "//Charlie",
+            "apply",
+            "-f",
+            &file,
+            "--node",
+            &nodes[2],
+            "--no-wait",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "network backbone: subnet 10.30.0.0/24",
+        ));
+    let shown = json(
+        &home,
+        &url,
+        &["--key", "//Bob", "network", "show", "backbone"],
+    )?;
+    assert_eq!(shown["range"], "10.30.0.0/16");
+    let members: Vec<(String, String)> = shown["members"]
+        .as_array()
+        .context("members")?
+        .iter()
+        .map(|m| {
+            (
+                m["node"].as_str().unwrap_or_default().to_string(),
+                m["subnet"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            (nodes[0].clone(), "10.30.0.0/24".to_string()),
+            (nodes[1].clone(), "10.30.1.0/24".to_string())
+        ]
+    );
+    // A subnet that clashes with a member's is the chain's to refuse, by name.
+    let clash = write(
+        dir.path(),
+        "clash.yaml",
+        "workloads:\n  - name: backbone\n    network: { range: 10.30.0.0/16, subnet: 10.30.1.0/25 }\n",
+    )?;
+    zosctl(&home, &url)
+        .args([
+            "--key",
+            "//Bob",
+            "apply",
+            "-f",
+            &clash,
+            "--node",
+            &nodes[2],
+            "--no-wait",
+        ])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("NetworkSubnetOverlap"));
+    zosctl(&home, &url)
+        .args(["--key", "//Bob", "network", "show", "nothing-here"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("has no network \"nothing-here\""));
+    Ok(())
+}

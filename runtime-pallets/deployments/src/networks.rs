@@ -16,7 +16,7 @@ use crate::{
     ContractId, NetworkMember, NetworkRecord, MAX_NODE_NETWORKS,
 };
 use alloc::vec::Vec;
-use zos_contracts::{Deployment, Ipv4Cidr, Name, Network, WorkloadSpec};
+use zos_contracts::{Deployment, Name, Network, WorkloadSpec};
 
 /// One bit per network slot of a node.
 pub type Slots = [u8; (MAX_NODE_NETWORKS / 8) as usize];
@@ -27,11 +27,6 @@ pub fn networks_of(deployment: &Deployment) -> impl Iterator<Item = (&Name, &Net
         WorkloadSpec::Network(n) => Some((&w.name, n)),
         _ => None,
     })
-}
-
-/// Whether two prefixes share an address.
-pub fn overlaps(a: &Ipv4Cidr, b: &Ipv4Cidr) -> bool {
-    a.covers(b) || b.covers(a)
 }
 
 impl<T: Config> Pallet<T> {
@@ -93,7 +88,7 @@ impl<T: Config> Pallet<T> {
             if m.node == *node {
                 return Err(Error::<T>::NetworkAlreadyOnNode);
             }
-            if overlaps(&m.subnet, &network.subnet) {
+            if m.subnet.overlaps(&network.subnet) {
                 return Err(Error::<T>::NetworkSubnetOverlap);
             }
         }
@@ -203,7 +198,7 @@ impl<T: Config> Pallet<T> {
     pub(crate) fn networks_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         use alloc::collections::{btree_map::BTreeMap, btree_set::BTreeSet};
         use polkadot_sdk::frame_support::ensure;
-        let cidr = |c: &Ipv4Cidr| (c.addr, c.prefix);
+        let cidr = |c: &zos_contracts::Ipv4Cidr| (c.addr, c.prefix);
         let mut expected = BTreeSet::new();
         for (id, c) in crate::pallet::Contracts::<T>::iter() {
             for (name, network) in networks_of(&Self::stored_deployment(id)) {
@@ -230,7 +225,7 @@ impl<T: Config> Pallet<T> {
                 );
                 for other in &record.members[i + 1..] {
                     ensure!(
-                        other.node != m.node && !overlaps(&other.subnet, &m.subnet),
+                        other.node != m.node && !other.subnet.overlaps(&m.subnet),
                         "two members share a node or overlap"
                     );
                 }

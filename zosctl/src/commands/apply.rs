@@ -15,6 +15,45 @@ use crate::{
     fmt,
 };
 
+/// Gives each network of `file` without a subnet this node's subnet in the owner's network of
+/// that name: the one it has when the node is a member already, else the lowest free one.
+async fn pick_subnets(
+    ctx: &Ctx,
+    client: &ChainClient,
+    owner: &AccountId32,
+    node: &AccountId32,
+    file: &mut DeploymentFile,
+) -> anyhow::Result<()> {
+    for w in &mut file.workloads {
+        let Some(n) = w.network.as_mut().filter(|n| n.subnet.is_none()) else {
+            continue;
+        };
+        let record = client.network(owner, w.name.as_bytes(), None).await?;
+        let members = record
+            .as_ref()
+            .map(|r| r.members.as_slice())
+            .unwrap_or_default();
+        let cidr = |(addr, prefix): ([u8; 4], u8)| zos_contracts::Ipv4Cidr { addr, prefix };
+        let subnet = match members.iter().find(|m| m.node == *node) {
+            Some(m) => cidr(m.subnet),
+            None => {
+                let taken: Vec<_> = members.iter().map(|m| cidr(m.subnet)).collect();
+                n.range.0.free_subnet(&taken).ok_or_else(|| {
+                    invalid(format!(
+                        "network {}: no free subnet left in {} ({} members)",
+                        w.name,
+                        n.range.0,
+                        members.len()
+                    ))
+                })?
+            }
+        };
+        ctx.progress(format!("network {}: subnet {subnet} on this node", w.name));
+        n.subnet = Some(zos_contracts::file::CidrFile(subnet));
+    }
+    Ok(())
+}
+
 /// How often the node's reports are read while waiting.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -24,7 +63,7 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
     let text =
         std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     let is_json = path.extension().is_some_and(|e| e == "json");
-    let file = if is_json {
+    let mut file = if is_json {
         DeploymentFile::from_json(&text)
     } else {
         DeploymentFile::from_yaml(&text)
@@ -54,7 +93,7 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
     let owner = group
         .as_ref()
         .map_or_else(|| key.account(), |g| g.account());
-    let seal = |node: &AccountId32| -> anyhow::Result<Deployment> {
+    let seal = |file: &DeploymentFile, node: &AccountId32| -> anyhow::Result<Deployment> {
         let seal_for = SealFor {
             owner: owner.0,
             node: node.0,
@@ -66,7 +105,15 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
             .map_err(|e| invalid(format!("{}: invalid deployment: {e}", path.display())))?;
         Ok(d)
     };
-    let early = node_arg.as_ref().map(seal).transpose()?;
+    // A network without a subnet gets one from the chain's index below.
+    let needs_subnets = file
+        .workloads
+        .iter()
+        .any(|w| w.network.as_ref().is_some_and(|n| n.subnet.is_none()));
+    let early = match (&node_arg, needs_subnets) {
+        (Some(node), false) => Some(seal(&file, node)?),
+        _ => None,
+    };
     let client = ctx.client().await?;
 
     let existing = match args.contract {
@@ -99,9 +146,12 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<Out> {
         .or(node_arg)
         .expect("one of --node and --contract is given; qed");
     // `--node`, when given, is the contract's node (checked above).
+    if needs_subnets {
+        pick_subnets(ctx, &client, &owner, &node, &mut file).await?;
+    }
     let mut deployment = match early {
         Some(d) => d,
-        None => seal(&node)?,
+        None => seal(&file, &node)?,
     };
     if let Some(c) = &existing {
         if deployment.version <= c.deployment.version {

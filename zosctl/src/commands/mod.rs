@@ -6,9 +6,12 @@ mod grid;
 mod group;
 mod image;
 mod keys;
+mod network;
 
 use crate::{
-    cli::{Command, FarmCommand, GroupCommand, ImageCommand, KeyCommand, NodeCommand},
+    cli::{
+        Command, FarmCommand, GroupCommand, ImageCommand, KeyCommand, NetworkCommand, NodeCommand,
+    },
     ctx::{Ctx, Out},
 };
 
@@ -32,6 +35,9 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<Out> {
         Command::Node(NodeCommand::Show { account }) => grid::node_show(ctx, &account).await,
         Command::Balance { account } => grid::balance(ctx, account.as_deref()).await,
         Command::Transfer { to, amount } => grid::transfer(ctx, &to, &amount).await,
+        Command::Network(NetworkCommand::Show { name, owner }) => {
+            network::show(ctx, &name, owner.as_deref()).await
+        }
         Command::Apply(args) => apply::apply(ctx, args).await,
         Command::Get { owner } => contracts::get(ctx, owner.as_deref()).await,
         Command::Describe { id } => contracts::describe(ctx, id).await,
