@@ -18,7 +18,7 @@ mod netns;
 pub mod wireguard;
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -27,7 +27,8 @@ use futures::TryStreamExt;
 
 use crate::WorkloadId;
 use rtnetlink::{
-    packet_route::link::LinkMessage, Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    packet_route::{address::AddressAttribute, link::LinkMessage},
+    Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 
 pub use wireguard::PeerConfig;
@@ -244,6 +245,29 @@ impl Networks {
                     index(&h, BRIDGE).await?
                 }
             };
+            // A subnet changed by an update leaves no old gateway address behind.
+            let mut addresses = h.address().get().set_link_index_filter(bridge).execute();
+            let mut stale = Vec::new();
+            while let Some(a) = addresses
+                .try_next()
+                .await
+                .map_err(NetError::netlink("reading the bridge's addresses"))?
+            {
+                let current = a.header.prefix_len == subnet.prefix
+                    && a.attributes.iter().any(|at| {
+                        matches!(at, AddressAttribute::Address(IpAddr::V4(v)) if *v == gateway)
+                    });
+                if !current {
+                    stale.push(a);
+                }
+            }
+            for a in stale {
+                h.address()
+                    .del(a)
+                    .execute()
+                    .await
+                    .map_err(NetError::netlink("removing an old gateway address"))?;
+            }
             h.address()
                 .add(bridge, gateway.into(), subnet.prefix)
                 .replace()
@@ -384,9 +408,10 @@ impl Networks {
                 .await
                 .map_err(NetError::netlink("reading eth0's address"))?
             {
-                let has_ip = a.attributes.iter().any(|at| {
-                    matches!(at, rtnetlink::packet_route::address::AddressAttribute::Address(std::net::IpAddr::V4(v)) if *v == ip)
-                });
+                let has_ip = a
+                    .attributes
+                    .iter()
+                    .any(|at| matches!(at, AddressAttribute::Address(IpAddr::V4(v)) if *v == ip));
                 if has_ip {
                     return Ok(true);
                 }

@@ -315,3 +315,87 @@ fn a_bad_spec_is_refused_before_anything_is_made() {
     assert_eq!(a.list().expect("list"), vec![]);
     assert_eq!(a.attached().expect("attached"), vec![]);
 }
+
+#[test]
+fn a_network_whose_wireguard_go_died_comes_back_and_a_new_subnet_replaces_the_old() {
+    let lab = NodeLab::new();
+    let (a, b) = (lab.node("a", 1), lab.node("b", 2));
+    let id = |contract, name: &str| WorkloadId::new(contract, name).unwrap();
+    let (net_a, net_b) = (id(1, "net"), id(2, "net"));
+    let spec_a = |peer_subnet: &str| {
+        spec(
+            &net_a,
+            "10.77.1.0/24",
+            51820,
+            vec![peer(&lab, 2, "10.250.0.2:51820", peer_subnet)],
+        )
+    };
+    a.ensure(&spec_a("10.77.2.0/24")).expect("network on a");
+    let b_spec = |subnet: &str| {
+        spec(
+            &net_b,
+            subnet,
+            51820,
+            vec![peer(&lab, 1, "10.250.0.1:51820", "10.77.1.0/24")],
+        )
+    };
+    b.ensure(&b_spec("10.77.2.0/24")).expect("network on b");
+    let ca = a
+        .attach(&attachment(
+            &net_a,
+            &id(1, "web"),
+            "10.77.1.10",
+            "10.77.1.0/24",
+        ))
+        .expect("attach on a");
+    b.attach(&attachment(
+        &net_b,
+        &id(2, "db"),
+        "10.77.2.10",
+        "10.77.2.0/24",
+    ))
+    .expect("attach on b");
+    assert!(pings(&ca, "10.77.2.10"), "a reaches b");
+
+    // wireguard-go killed: the link goes with it, and the next pass brings both back.
+    let interface = a.interface(&net_a);
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("wireguard-go {interface}$")])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "no wireguard-go for {interface}");
+    wait_until("the interface to go", Duration::from_secs(5), || {
+        links(&a.namespace(&net_a), "zw").is_empty()
+    });
+    assert!(!pings(&ca, "10.77.2.10"), "traffic without wireguard-go");
+    a.ensure(&spec_a("10.77.2.0/24"))
+        .expect("converge after the crash");
+    assert!(pings(&ca, "10.77.2.10"), "a reaches b again");
+
+    // b's member moves to another subnet: its bridge keeps only the new gateway, and a follows.
+    b.ensure(&b_spec("10.77.3.0/24")).expect("new subnet on b");
+    b.attach(&attachment(
+        &net_b,
+        &id(2, "db"),
+        "10.77.3.10",
+        "10.77.3.0/24",
+    ))
+    .expect("attach again on b");
+    a.ensure(&spec_a("10.77.3.0/24")).expect("a follows");
+    assert!(pings(&ca, "10.77.3.10"), "a reaches b's new address");
+    let bridge = Command::new("nsenter")
+        .arg(format!("--net={}", b.namespace(&net_b).display()))
+        .args(["ip", "-o", "-4", "addr", "show", "br0"])
+        .output()
+        .expect("ip addr");
+    let bridge = String::from_utf8_lossy(&bridge.stdout).to_string();
+    assert!(
+        bridge.contains("10.77.3.1/24") && !bridge.contains("10.77.2.1"),
+        "{bridge}"
+    );
+
+    for (node, net, ctr) in [(&a, &net_a, id(1, "web")), (&b, &net_b, id(2, "db"))] {
+        node.detach(&ctr).expect("detach");
+        node.remove(net).expect("remove");
+    }
+}
