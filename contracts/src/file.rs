@@ -142,6 +142,9 @@ pub struct NetworkFile {
     pub range: CidrFile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<CidrFile>,
+    /// Outbound internet through the node; off unless set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress: bool,
 }
 
 /// A mount of a volume.
@@ -602,6 +605,7 @@ impl WorkloadFile {
             WorkloadSpec::Network(model::Network {
                 range: n.range.0,
                 subnet: subnet.0,
+                egress: n.egress,
             })
         };
         Ok(model::Workload {
@@ -684,6 +688,7 @@ impl WorkloadFile {
                 file.network = Some(NetworkFile {
                     range: CidrFile(n.range),
                     subnet: Some(CidrFile(n.subnet)),
+                    egress: n.egress,
                 })
             }
         }

@@ -269,6 +269,9 @@ pub struct Network {
     pub range: Ipv4Cidr,
     /// This node's subnet, inside `range`.
     pub subnet: Ipv4Cidr,
+    /// Whether the network's workloads on this node reach the internet through the node's own
+    /// address (nothing reaches them from it). Off unless asked.
+    pub egress: bool,
 }
 
 /// An IPv4 prefix, e.g. `10.20.0.0/16`.

@@ -39,6 +39,7 @@ fn golden() -> Deployment {
                         addr: [10, 1, 2, 0],
                         prefix: 24,
                     },
+                    egress: true,
                 }),
             },
             Workload {
@@ -90,8 +91,8 @@ fn golden_encoding_and_hash_never_change() {
     assert_ne!(d.hash(), blake2_of(&encoded));
 }
 
-const GOLDEN_ENCODING: &str = "0300000018676f6c64656e0c1064617461010000000200000040000000000c6e657401000000040a010000100a010200180c7765620200000000483132372e302e302e313a353030302f617070abababababababababababababababababababababababababababababababab041c2f62696e2f736808082d631c736c656570203104044100046201042ff401000000000004000000000000004000000000041064617461142f6461746100010c6e6574010a01020901";
-const GOLDEN_HASH: &str = "01dcf587da8f52ac4103ac87c06e32ffc354da7652d232fb67407d4cfcae5008";
+const GOLDEN_ENCODING: &str = "0300000018676f6c64656e0c1064617461010000000200000040000000000c6e657401000000040a010000100a01020018010c7765620200000000483132372e302e302e313a353030302f617070abababababababababababababababababababababababababababababababab041c2f62696e2f736808082d631c736c656570203104044100046201042ff401000000000004000000000000004000000000041064617461142f6461746100010c6e6574010a01020901";
+const GOLDEN_HASH: &str = "beed899ed72c825894bb1c4d3d77b073c70aa75946040d7cce446731bcbcfafc";
 
 fn blake2_of(bytes: &[u8]) -> [u8; 32] {
     use blake2::{digest::consts::U32, Blake2b, Digest};
@@ -249,12 +250,20 @@ fn spec() -> impl Strategy<Value = WorkloadSpec> {
             ),
         any::<u64>().prop_map(|size| WorkloadSpec::Volume(Volume { size })),
         any::<u64>().prop_map(|size| WorkloadSpec::Disk(Disk { size })),
-        (any::<[u8; 4]>(), 0u8..=32, any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, p, b, q)| {
-            WorkloadSpec::Network(Network {
-                range: Ipv4Cidr { addr: a, prefix: p },
-                subnet: Ipv4Cidr { addr: b, prefix: q },
-            })
-        }),
+        (
+            any::<[u8; 4]>(),
+            0u8..=32,
+            any::<[u8; 4]>(),
+            0u8..=32,
+            any::<bool>()
+        )
+            .prop_map(|(a, p, b, q, egress)| {
+                WorkloadSpec::Network(Network {
+                    range: Ipv4Cidr { addr: a, prefix: p },
+                    subnet: Ipv4Cidr { addr: b, prefix: q },
+                    egress,
+                })
+            }),
     ]
 }
 

@@ -9,6 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// An address on the lab's "internet" ([`Lab::add_internet`]).
+pub const INTERNET_HOST: &str = "198.51.100.7";
+
 /// Where host `a` and host `b` are on the underlay.
 pub const UNDERLAY: [(&str, &str); 2] = [("a", "10.250.0.1"), ("b", "10.250.0.2")];
 
@@ -75,6 +78,35 @@ impl Lab {
     /// The namespace file of `host`.
     pub fn host_ns(&self, host: &str) -> PathBuf {
         Path::new("/run/netns").join(self.host(host))
+    }
+
+    /// An "internet" beyond host `host`: a namespace joined to it by a veth (`203.0.113.1` on
+    /// the host, which routes everything else there, `203.0.113.2` beyond), that also answers on
+    /// [`INTERNET_HOST`]. Returns its namespace file.
+    pub fn add_internet(&mut self, host: &str) -> PathBuf {
+        let (name, inet) = (self.host(host), self.host("inet"));
+        ip(&["netns", "add", &inet]);
+        self.names.push(inet.clone());
+        ip(&["-n", &inet, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &name, "link", "add", "w0", "type", "veth", "peer", "name", "w0", "netns", &inet,
+        ]);
+        ip(&["-n", &name, "addr", "add", "203.0.113.1/24", "dev", "w0"]);
+        ip(&["-n", &inet, "addr", "add", "203.0.113.2/24", "dev", "w0"]);
+        ip(&[
+            "-n",
+            &inet,
+            "addr",
+            "add",
+            &format!("{INTERNET_HOST}/32"),
+            "dev",
+            "lo",
+        ]);
+        for ns in [&name, &inet] {
+            ip(&["-n", ns, "link", "set", "w0", "up"]);
+        }
+        ip(&["-n", &name, "route", "add", "default", "via", "203.0.113.2"]);
+        self.host_ns("inet")
     }
 
     /// Starts a capture of the underlay as host `a` sees it, into `file`.

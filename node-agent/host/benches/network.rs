@@ -46,6 +46,7 @@ fn main() {
             allowed_ips: vec![cidr(peer_subnet)],
             keepalive: 0,
         }],
+        egress: false,
     };
     a.ensure(&spec(
         1,
@@ -69,7 +70,6 @@ fn main() {
             container: id(c, "bench"),
             ip: ip.parse().expect("ip"),
             subnet: cidr(subnet),
-            range: cidr("10.77.0.0/16"),
         })
         .expect("attach")
     };

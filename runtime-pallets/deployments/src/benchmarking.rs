@@ -40,6 +40,7 @@ fn largest_deployment(version: u32) -> Deployment {
                     addr: [10, 1, 2, 0],
                     prefix: 24,
                 },
+                egress: true,
             }),
         },
     ];

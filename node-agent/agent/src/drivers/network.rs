@@ -116,7 +116,6 @@ impl NetworkDriver {
             container: workload.clone(),
             ip,
             subnet: cidr(&net.subnet),
-            range: cidr(&net.range),
         })
     }
 
@@ -148,6 +147,7 @@ impl NetworkDriver {
         name: &str,
         range: Cidr,
         subnet: Cidr,
+        egress: bool,
     ) -> Result<NetworkSpec, DriverError> {
         let owner = AccountId32(*owner);
         let record = self
@@ -201,6 +201,7 @@ impl NetworkDriver {
             subnet,
             listen_port,
             peers,
+            egress,
         })
     }
 }
@@ -244,7 +245,14 @@ impl Driver for NetworkDriver {
             )));
         };
         let name = String::from_utf8_lossy(&workload.name).into_owned();
-        let spec = self.spec(contract, owner, &name, cidr(&n.range), cidr(&n.subnet))?;
+        let spec = self.spec(
+            contract,
+            owner,
+            &name,
+            cidr(&n.range),
+            cidr(&n.subnet),
+            n.egress,
+        )?;
         self.networks
             .ensure(&spec)
             .map(|()| Applied::Done)
@@ -428,10 +436,11 @@ mod tests {
         let range = "10.20.0.0/16".parse().unwrap();
         let subnet = "10.20.1.0/24".parse().unwrap();
         let spec = driver("10.250.0.1:51820")
-            .spec(9, &[0xb0; 32], "net", range, subnet)
+            .spec(9, &[0xb0; 32], "net", range, subnet, true)
             .expect("spec");
         // This node's slot for the network is 2: its endpoint's port plus 2.
         assert_eq!(spec.listen_port, 51822);
+        assert!(spec.egress);
         assert_eq!(spec.workload, WorkloadId::new(9, "net").unwrap());
         // Node 2 at its own endpoint's port plus its slot; node 3 left the grid: no peer.
         assert_eq!(
@@ -457,14 +466,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    d.spec(contract, &owner, name, range, subnet),
+                    d.spec(contract, &owner, name, range, subnet, false),
                     Err(DriverError::Transient(_))
                 ),
                 "{contract} {name}"
             );
         }
         assert!(matches!(
-            driver("10.250.0.1:65534").spec(9, &[0xb0; 32], "net", range, subnet),
+            driver("10.250.0.1:65534").spec(9, &[0xb0; 32], "net", range, subnet, true),
             Err(DriverError::Permanent(_))
         ));
     }

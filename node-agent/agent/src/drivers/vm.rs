@@ -169,7 +169,6 @@ impl VmDriver {
                         mac,
                         address: place.ip,
                         subnet: place.subnet,
-                        range: place.range,
                     },
                 ))
             }

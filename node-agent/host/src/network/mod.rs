@@ -8,12 +8,13 @@
 //! range through it; forwarding on. Nothing else is in the namespace: no link to the host, no
 //! default route, so the only way in or out is a peer's authenticated tunnel. Per attached
 //! container (`<dir>/containers/zos-<contract>-<name>`): a namespace of its own with `eth0`, the
-//! other end of a veth on the network's bridge, its address and a route for the range through the
+//! other end of a veth on the network's bridge, its address and its default route through the
 //! gateway.
 //!
 //! Everything is found again by name: a restarted agent converges without touching what is
 //! already right, and peers change in place.
 
+mod egress;
 mod netns;
 pub mod wireguard;
 
@@ -142,6 +143,9 @@ pub struct NetworkSpec {
     pub listen_port: u16,
     /// The other members.
     pub peers: Vec<PeerConfig>,
+    /// Whether its workloads reach the internet, through the node's address (nothing reaches
+    /// them from it).
+    pub egress: bool,
 }
 
 /// A container's place on a network.
@@ -155,8 +159,6 @@ pub struct Attachment {
     pub ip: Ipv4Addr,
     /// The network's subnet on this node.
     pub subnet: Cidr,
-    /// The network's range.
-    pub range: Cidr,
 }
 
 /// The networks of this host.
@@ -301,7 +303,13 @@ impl Networks {
                     .map_err(NetError::netlink("routing the range to WireGuard"))
             }
         })?;
-        wireguard::configure(&name, &self.private_key, spec.listen_port, &spec.peers)
+        wireguard::configure(&name, &self.private_key, spec.listen_port, &spec.peers)?;
+        let host = self.host_ns.as_deref();
+        if spec.egress {
+            egress::ensure(&ns, host, &egress::Uplink::new(&name, spec.listen_port))
+        } else {
+            egress::remove(Some(&ns), host, &name)
+        }
     }
 
     /// Makes the WireGuard interface `name` exist inside `ns`, started in the host namespace.
@@ -346,6 +354,7 @@ impl Networks {
         check(network)?;
         let ns = self.namespace(network);
         let name = self.interface(network);
+        egress::remove(None, self.host_ns.as_deref(), &name)?;
         if netns::is_mounted(&ns)? {
             // Deleting the interface ends wireguard-go at once, whoever else holds the namespace.
             if let Some(l) = netns::with_netlink(Some(&ns), |h| {
@@ -374,7 +383,6 @@ impl Networks {
             container,
             ip,
             subnet,
-            range,
         } = attachment;
         check(network)?;
         check(container)?;
@@ -393,7 +401,7 @@ impl Networks {
         }
         let ctr_ns = self.container_namespace(container);
         netns::create(&ctr_ns)?;
-        let (ip, gateway, prefix, range) = (*ip, subnet.gateway(), subnet.prefix, *range);
+        let (ip, gateway, prefix) = (*ip, subnet.gateway(), subnet.prefix);
         let ready = netns::with_netlink(Some(&ctr_ns), |h| async move {
             let Some(eth) = link(&h, "eth0").await? else {
                 return Ok(false);
@@ -488,8 +496,10 @@ impl Networks {
                     .await
                     .map_err(NetError::netlink("addressing eth0"))?;
                 set_up(&h, "eth0").await?;
+                // Everything goes to the gateway: the network's namespace decides what leaves
+                // (the range through WireGuard; the rest through the uplink when the network has
+                // egress, else nowhere).
                 let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(range.addr, range.prefix)
                     .gateway(gateway)
                     .output_interface(eth)
                     .build();
@@ -498,7 +508,7 @@ impl Networks {
                     .replace()
                     .execute()
                     .await
-                    .map_err(NetError::netlink("routing the range"))
+                    .map_err(NetError::netlink("routing through the gateway"))
             }
         })?;
         Ok(ctr_ns)

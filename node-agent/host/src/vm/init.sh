@@ -33,7 +33,7 @@ if [ -f /zos/network ]; then
     . /zos/network
     { $B ip link set eth0 up &&
       $B ip addr add "$ZOS_NET_ADDRESS" dev eth0 &&
-      $B ip route add "$ZOS_NET_RANGE" via "$ZOS_NET_GATEWAY" dev eth0; } ||
+      $B ip route add default via "$ZOS_NET_GATEWAY" dev eth0; } ||
         say "cannot configure the private network"
 fi
 # Disks are /dev/vda, /dev/vdb, ... in the order the VM names them; each one's serial

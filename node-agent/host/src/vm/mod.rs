@@ -129,8 +129,6 @@ pub struct VmNetwork {
     pub address: std::net::Ipv4Addr,
     /// The network's subnet on this node (its first host is the gateway).
     pub subnet: crate::network::Cidr,
-    /// The network's range.
-    pub range: crate::network::Cidr,
 }
 
 /// How a VM is.
@@ -702,11 +700,10 @@ fn guest_config(spec: &VmSpec) -> Result<Vec<u8>, VmError> {
     }
     if let Some(n) = &spec.network {
         let config = format!(
-            "ZOS_NET_ADDRESS={}/{}\nZOS_NET_GATEWAY={}\nZOS_NET_RANGE={}\n",
+            "ZOS_NET_ADDRESS={}/{}\nZOS_NET_GATEWAY={}\n",
             n.address,
             n.subnet.prefix,
             n.subnet.gateway(),
-            n.range
         );
         cpio.file("zos/network", 0o644, config.as_bytes());
     }

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use zos_testkit::netlab::{links, pings, process_with_arg, Lab};
+use zos_testkit::netlab::{links, pings, process_with_arg, Lab, INTERNET_HOST};
 
 use zos_host::{
     network::{wireguard, Attachment, Cidr, NetworkSpec, Networks, PeerConfig},
@@ -96,6 +96,7 @@ fn spec(workload: &WorkloadId, subnet: &str, port: u16, peers: Vec<PeerConfig>) 
         subnet: cidr(subnet),
         listen_port: port,
         peers,
+        egress: false,
     }
 }
 
@@ -105,7 +106,6 @@ fn attachment(network: &WorkloadId, container: &WorkloadId, ip: &str, subnet: &s
         container: container.clone(),
         ip: ip.parse().expect("ip"),
         subnet: cidr(subnet),
-        range: cidr("10.77.0.0/16"),
     }
 }
 
@@ -398,4 +398,99 @@ fn a_network_whose_wireguard_go_died_comes_back_and_a_new_subnet_replaces_the_ol
         node.detach(&ctr).expect("detach");
         node.remove(net).expect("remove");
     }
+}
+
+#[test]
+fn egress_reaches_the_internet_only_when_asked_and_never_the_host_or_private_addresses() {
+    let mut lab = NodeLab::new();
+    let inet = lab.lab.add_internet("a");
+    let a = lab.node("a", 1);
+    let id = |contract, name: &str| WorkloadId::new(contract, name).unwrap();
+    let net = id(1, "net");
+    let mut s = spec(&net, "10.77.1.0/24", 51820, vec![]);
+    a.ensure(&s).expect("network without egress");
+    let ctr = a
+        .attach(&attachment(
+            &net,
+            &id(1, "web"),
+            "10.77.1.10",
+            "10.77.1.0/24",
+        ))
+        .expect("attach");
+    assert!(!pings(&ctr, INTERNET_HOST), "the internet without egress");
+
+    s.egress = true;
+    a.ensure(&s).expect("egress on");
+    a.ensure(&s).expect("egress on, again");
+    if !pings(&ctr, INTERNET_HOST) {
+        for (label, ns) in [
+            ("net", a.namespace(&net)),
+            ("host", lab.lab.host_ns("a")),
+            ("ctr", ctr.clone()),
+        ] {
+            for args in [
+                vec!["ip", "-o", "addr"],
+                vec!["ip", "route"],
+                vec!["nft", "list", "ruleset"],
+                vec!["sysctl", "net.ipv4.ip_forward"],
+            ] {
+                let o = Command::new("nsenter")
+                    .arg(format!("--net={}", ns.display()))
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                eprintln!(
+                    "DEBUG {label} {args:?}:\n{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        panic!("the internet with egress");
+    }
+    // Not the host itself, nor a private address beyond it (b on the underlay), nor the link's
+    // own host end; and the internet cannot reach in.
+    for to in ["10.250.0.1", "10.250.0.2", "203.0.113.1"] {
+        assert!(
+            !pings(&ctr, to),
+            "the network reaches {to} through its uplink"
+        );
+    }
+    assert!(
+        !pings(&inet, "10.77.1.10"),
+        "the internet reaches the container"
+    );
+
+    // Off again: the uplink, its route and the host's rules go.
+    s.egress = false;
+    a.ensure(&s).expect("egress off");
+    assert!(
+        !pings(&ctr, INTERNET_HOST),
+        "the internet after egress went off"
+    );
+    assert_eq!(links(&lab.lab.host_ns("a"), "zu"), Vec::<String>::new());
+    let tables = Command::new("nsenter")
+        .arg(format!("--net={}", lab.lab.host_ns("a").display()))
+        .args(["nft", "list", "tables"])
+        .output()
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains("zos_"),
+        "{}",
+        String::from_utf8_lossy(&tables.stdout)
+    );
+    s.egress = true;
+    a.ensure(&s).expect("egress on");
+    a.detach(&id(1, "web")).expect("detach");
+    a.remove(&net).expect("remove");
+    let tables = Command::new("nsenter")
+        .arg(format!("--net={}", lab.lab.host_ns("a").display()))
+        .args(["nft", "list", "tables"])
+        .output()
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains("zos_"),
+        "the host's rules outlive the network"
+    );
+    assert_eq!(links(&lab.lab.host_ns("a"), "zu"), Vec::<String>::new());
 }

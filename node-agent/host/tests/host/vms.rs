@@ -349,6 +349,7 @@ fn a_vm_on_a_private_network_answers_on_its_address_from_the_bridge() {
             subnet: cidr("10.77.1.0/24"),
             listen_port: 51890,
             peers: vec![],
+            egress: false,
         })
         .expect("network");
     let mut spec = t.spec("netvm");
@@ -359,7 +360,6 @@ fn a_vm_on_a_private_network_answers_on_its_address_from_the_bridge() {
         mac,
         address: "10.77.1.7".parse().unwrap(),
         subnet: cidr("10.77.1.0/24"),
-        range: cidr("10.77.0.0/16"),
     });
     t.vms.start(&spec).expect("start");
     networks.plug(&net, &tap).expect("plug");
