@@ -206,10 +206,15 @@ async fn a_registry_that_drips_bytes_holds_no_worker_and_its_pull_ends_at_the_de
     // The pull's deadline fires: each waiting workload is an error naming the image and the kind.
     let expected = format!("pulling {slow}: deadline exceeded");
     for id in slow_ids.clone() {
+        // The state is recorded, then its report queued: wait for both.
         let r = wait_until(
             &format!("contract {id} to report the deadline"),
             deadline + Duration::from_secs(15),
-            || async { record(&outbox, id).filter(|r| r.status == Status::Error) },
+            || async {
+                record(&outbox, id)
+                    .filter(|r| r.status == Status::Error)
+                    .filter(|_| report(&outbox, id).is_some_and(|(s, _)| s == Status::Error))
+            },
         )
         .await?;
         assert_eq!(r.message, expected);
