@@ -14,7 +14,7 @@ use zos_contracts::{
     Deployment, Ipv4Cidr, NetworkAttachment, Workload, WorkloadKind, WorkloadSpec,
 };
 use zos_host::{
-    network::{peer_endpoint, Attachment, Cidr, NetworkSpec, Networks, PeerConfig},
+    network::{listen_port, peer_endpoint, Attachment, Cidr, NetworkSpec, Networks, PeerConfig},
     WorkloadId,
 };
 
@@ -166,22 +166,28 @@ impl NetworkDriver {
                     "network {name}: this contract is not its member on this node in the chain's index"
                 ))
             })?;
-        let listen_port = peer_endpoint(&self.endpoint, me.port_offset)
-            .map(|e| e.port())
-            .ok_or_else(|| {
-                DriverError::Permanent(format!(
-                    "network {name}: this node's endpoint {} has no port for slot {}",
-                    self.endpoint, me.port_offset
-                ))
-            })?;
-        let mut peers = Vec::new();
+        let listen_port = listen_port(&self.endpoint, me.port_offset).ok_or_else(|| {
+            DriverError::Permanent(format!(
+                "network {name}: this node's endpoint {} has no port for slot {}",
+                self.endpoint, me.port_offset
+            ))
+        })?;
+        let mut peers: Vec<PeerConfig> = Vec::new();
         for m in record.members.iter().filter(|m| m.node != self.node) {
             let node = self
                 .index
                 .node(&m.node)
                 .map_err(|e| DriverError::transient("reading a member node", format!("{e:#}")))?;
-            // A member whose node left the grid has no key to reach it by.
+            // A member whose node left the grid has no key to reach it by; a key another member
+            // (or this node) claims too is no one's: WireGuard tells peers apart by key.
             let Some(node) = node else { continue };
+            let mine = zos_host::network::wireguard::public_key(self.networks.private_key());
+            if node.wg_public_key == mine
+                || peers.iter().any(|p| p.public_key == node.wg_public_key)
+            {
+                tracing::warn!(network = name, node = %m.node, "a member's WireGuard key is another's: left out");
+                continue;
+            }
             peers.push(PeerConfig {
                 public_key: node.wg_public_key,
                 endpoint: peer_endpoint(&node.endpoint, m.port_offset),

@@ -194,11 +194,15 @@ impl VmDriver {
         };
         match self.vms.start(&spec) {
             Ok(()) => match (&network, self.networks.get()) {
-                (Some((net, n)), Some(networks)) => networks
-                    .networks()
-                    .plug(net, &n.tap)
-                    .map(|()| Applied::Done)
-                    .map_err(|e| DriverError::Transient(format!("network: {}", chain_of(&e)))),
+                (Some((net, n)), Some(networks)) => match networks.networks().plug(net, &n.tap) {
+                    Ok(()) => Ok(Applied::Done),
+                    Err(e) => {
+                        // A VM running cut off would never be looked at again: it goes, and the
+                        // next pass starts it anew.
+                        let _ = self.vms.remove(id, Duration::ZERO);
+                        Err(DriverError::Transient(format!("network: {}", chain_of(&e))))
+                    }
+                },
                 _ => Ok(Applied::Done),
             },
             Err(e @ zos_host::vm::VmError::BadEnvName(_)) => {

@@ -16,9 +16,10 @@ use std::{
     process::{Command, Stdio},
 };
 
+use futures::TryStreamExt;
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::{delete, index, link, netns, set_up, NetError};
+use super::{delete, index, link, netns, only_address, set_up, NetError, BRIDGE};
 
 /// The uplink's end inside the network's namespace.
 const INSIDE: &str = "up0";
@@ -88,22 +89,12 @@ pub fn ensure(ns: &Path, host: Option<&Path>, up: &Uplink) -> Result<(), NetErro
     let (outside, host_addr, net_addr) = (up.outside.clone(), up.host, up.network);
     netns::with_netlink(host, |h| async move {
         let i = index(&h, &outside).await?;
-        h.address()
-            .add(i, host_addr.into(), 30)
-            .replace()
-            .execute()
-            .await
-            .map_err(NetError::netlink("addressing the uplink"))?;
+        only_address(&h, i, host_addr, 30, "the uplink").await?;
         set_up(&h, &outside).await
     })?;
     netns::with_netlink(Some(ns), |h| async move {
         let i = index(&h, INSIDE).await?;
-        h.address()
-            .add(i, net_addr.into(), 30)
-            .replace()
-            .execute()
-            .await
-            .map_err(NetError::netlink("addressing the uplink"))?;
+        only_address(&h, i, net_addr, 30, "the uplink").await?;
         set_up(&h, INSIDE).await?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(host_addr)
@@ -116,12 +107,14 @@ pub fn ensure(ns: &Path, host: Option<&Path>, up: &Uplink) -> Result<(), NetErro
             .await
             .map_err(NetError::netlink("the network's default route"))
     })?;
-    // Inside: the network's addresses leave as the uplink's.
+    // Inside: only this node's workloads (from the bridge) leave by the uplink, as the uplink's
+    // address: a member node's traffic arriving through WireGuard never exits here.
     nft(
         Some(ns),
         &format!(
             "table ip zos_uplink\ndelete table ip zos_uplink\n\
              table ip zos_uplink {{\n\
+               chain forward {{ type filter hook forward priority filter; oifname \"{INSIDE}\" iifname != \"{BRIDGE}\" drop; }}\n\
                chain post {{ type nat hook postrouting priority srcnat; oifname \"{INSIDE}\" masquerade; }}\n\
              }}\n"
         ),
@@ -137,6 +130,7 @@ pub fn ensure(ns: &Path, host: Option<&Path>, up: &Uplink) -> Result<(), NetErro
                chain forward {{ type filter hook forward priority filter;\n\
                  iifname \"{link}\" ip saddr != {net} drop;\n\
                  iifname \"{link}\" ip daddr {{ {NOT_INTERNET} }} drop;\n\
+                 iifname \"{link}\" fib daddr type {{ local, broadcast, multicast }} drop;\n\
                  oifname \"{link}\" ct state established,related accept;\n\
                  oifname \"{link}\" drop; }}\n\
                chain post {{ type nat hook postrouting priority srcnat; ip saddr {net} oifname != \"{link}\" masquerade; }}\n\
@@ -144,22 +138,46 @@ pub fn ensure(ns: &Path, host: Option<&Path>, up: &Uplink) -> Result<(), NetErro
             net = up.network
         ),
     )?;
-    let forward = |()| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    // The host forwards for the uplinks and nothing else: forwarding is switched on for the whole
+    // host, and this table keeps it to them.
+    nft(
+        host,
+        "table ip zos_forward\ndelete table ip zos_forward\n\
+         table ip zos_forward {\n\
+           chain forward { type filter hook forward priority filter; iifname \"zu*\" accept; oifname \"zu*\" accept; drop; }\n\
+         }\n",
+    )?;
+    let forward = || {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| NetError::io("turning the host's forwarding on", e))
+    };
     match host {
-        Some(host) => netns::within(host, || {
-            forward(()).map_err(|e| NetError::io("turning the host's forwarding on", e))
-        }),
-        None => forward(()).map_err(|e| NetError::io("turning the host's forwarding on", e)),
+        Some(host) => netns::within(host, forward),
+        None => forward(),
     }
 }
 
 /// Removes the uplink of network interface `interface` (if it has one) and the host's rules for
-/// it; with `ns`, the rules inside the network's namespace too (when egress is turned off).
-pub fn remove(ns: Option<&Path>, host: Option<&Path>, interface: &str) -> Result<(), NetError> {
+/// it; with `ns`, the rules inside the network's namespace too (when egress is turned off). With
+/// `always`, the host's rules go even when the link is already gone (the network goes: a crash
+/// may have left them).
+pub fn remove(
+    ns: Option<&Path>,
+    host: Option<&Path>,
+    interface: &str,
+    always: bool,
+) -> Result<(), NetError> {
     let up = Uplink::new(interface, 0);
     let outside = up.outside.clone();
     let present = netns::with_netlink(host, |h| async move { link(&h, &outside).await })?;
     let Some(l) = present else {
+        if always {
+            let table = up.table();
+            nft(
+                host,
+                &format!("table ip {table}\ndelete table ip {table}\n"),
+            )?;
+        }
         return Ok(());
     };
     // Its inner end goes with it, and the default route through it.
@@ -174,7 +192,26 @@ pub fn remove(ns: Option<&Path>, host: Option<&Path>, interface: &str) -> Result
     nft(
         host,
         &format!("table ip {table}\ndelete table ip {table}\n"),
-    )
+    )?;
+    // The last uplink gone, the host's forwarding rules go too.
+    let uplinks = netns::with_netlink(host, |h| async move {
+        let mut links = h.link().get().execute();
+        let mut any = false;
+        while let Some(l) = links
+            .try_next()
+            .await
+            .map_err(NetError::netlink("listing links"))?
+        {
+            any |= l.attributes.iter().any(|a| {
+                matches!(a, rtnetlink::packet_route::link::LinkAttribute::IfName(n) if n.starts_with("zu"))
+            });
+        }
+        Ok(any)
+    })?;
+    if !uplinks {
+        nft(host, "table ip zos_forward\ndelete table ip zos_forward\n")?;
+    }
+    Ok(())
 }
 
 /// Applies `rules` with `nft -f -` in the namespace at `ns` (this process's when `None`).

@@ -191,6 +191,11 @@ impl Networks {
         }
     }
 
+    /// This node's WireGuard key.
+    pub fn private_key(&self) -> &[u8; 32] {
+        &self.private_key
+    }
+
     /// The namespace file of network workload `network`.
     pub fn namespace(&self, network: &WorkloadId) -> PathBuf {
         self.dir.join("networks").join(network.container_id())
@@ -248,34 +253,7 @@ impl Networks {
                 }
             };
             // A subnet changed by an update leaves no old gateway address behind.
-            let mut addresses = h.address().get().set_link_index_filter(bridge).execute();
-            let mut stale = Vec::new();
-            while let Some(a) = addresses
-                .try_next()
-                .await
-                .map_err(NetError::netlink("reading the bridge's addresses"))?
-            {
-                let current = a.header.prefix_len == subnet.prefix
-                    && a.attributes.iter().any(|at| {
-                        matches!(at, AddressAttribute::Address(IpAddr::V4(v)) if *v == gateway)
-                    });
-                if !current {
-                    stale.push(a);
-                }
-            }
-            for a in stale {
-                h.address()
-                    .del(a)
-                    .execute()
-                    .await
-                    .map_err(NetError::netlink("removing an old gateway address"))?;
-            }
-            h.address()
-                .add(bridge, gateway.into(), subnet.prefix)
-                .replace()
-                .execute()
-                .await
-                .map_err(NetError::netlink("addressing the bridge"))?;
+            only_address(&h, bridge, gateway, subnet.prefix, "the bridge").await?;
             set_up(&h, BRIDGE).await
         })?;
         netns::within(&ns, || {
@@ -308,7 +286,7 @@ impl Networks {
         if spec.egress {
             egress::ensure(&ns, host, &egress::Uplink::new(&name, spec.listen_port))
         } else {
-            egress::remove(Some(&ns), host, &name)
+            egress::remove(Some(&ns), host, &name, false)
         }
     }
 
@@ -354,7 +332,15 @@ impl Networks {
         check(network)?;
         let ns = self.namespace(network);
         let name = self.interface(network);
-        egress::remove(None, self.host_ns.as_deref(), &name)?;
+        let host = self.host_ns.as_deref();
+        egress::remove(None, host, &name, true)?;
+        // An interface a crash left in the host's namespace, not moved yet.
+        if let Some(l) = netns::with_netlink(host, |h| {
+            let name = name.clone();
+            async move { link(&h, &name).await }
+        })? {
+            netns::with_netlink(host, |h| delete(h, l.header.index))?;
+        }
         if netns::is_mounted(&ns)? {
             // Deleting the interface ends wireguard-go at once, whoever else holds the namespace.
             if let Some(l) = netns::with_netlink(Some(&ns), |h| {
@@ -571,11 +557,27 @@ impl Cidr {
     }
 }
 
-/// Where a peer's packets go: its node's endpoint host with this network's port.
+/// Where a peer's packets go: its node's endpoint host (an address, or a name looked up now)
+/// with this network's port.
 pub fn peer_endpoint(endpoint: &str, port_offset: u16) -> Option<SocketAddr> {
-    let base: SocketAddr = endpoint.parse().ok()?;
-    let port = base.port().checked_add(port_offset)?;
-    Some(SocketAddr::new(base.ip(), port))
+    use std::net::ToSocketAddrs;
+    let (host, port) = endpoint.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?.checked_add(port_offset)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Some(SocketAddr::new(ip, port)),
+        Err(_) => (host, port).to_socket_addrs().ok()?.next(),
+    }
+}
+
+/// This node's port for a network: its endpoint's port plus the network's slot.
+pub fn listen_port(endpoint: &str, port_offset: u16) -> Option<u16> {
+    endpoint
+        .rsplit_once(':')?
+        .1
+        .parse::<u16>()
+        .ok()?
+        .checked_add(port_offset)
 }
 
 fn check(id: &WorkloadId) -> Result<(), NetError> {
@@ -598,6 +600,47 @@ async fn link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
         Err(e) => Err(NetError::netlink(&format!("looking up {name}"))(e)),
     }
+}
+
+/// Gives link `index` the IPv4 address `addr/prefix` and no other IPv4 address (an update or a
+/// new port leaves none behind); its IPv6 link-local address stays.
+async fn only_address(
+    h: &Handle,
+    index: u32,
+    addr: Ipv4Addr,
+    prefix: u8,
+    what: &str,
+) -> Result<(), NetError> {
+    let mut addresses = h.address().get().set_link_index_filter(index).execute();
+    let mut stale = Vec::new();
+    while let Some(a) = addresses
+        .try_next()
+        .await
+        .map_err(NetError::netlink(&format!("reading {what}'s addresses")))?
+    {
+        let v4 = a.attributes.iter().find_map(|at| match at {
+            AddressAttribute::Address(IpAddr::V4(v)) => Some(*v),
+            _ => None,
+        });
+        if v4.is_some_and(|v| v != addr || a.header.prefix_len != prefix) {
+            stale.push(a);
+        }
+    }
+    for a in stale {
+        h.address()
+            .del(a)
+            .execute()
+            .await
+            .map_err(NetError::netlink(&format!(
+                "removing an old address of {what}"
+            )))?;
+    }
+    h.address()
+        .add(index, addr.into(), prefix)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetError::netlink(&format!("addressing {what}")))
 }
 
 async fn index(h: &Handle, name: &str) -> Result<u32, NetError> {

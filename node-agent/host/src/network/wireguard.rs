@@ -79,6 +79,8 @@ pub struct PeerState {
     pub rx_bytes: u64,
     /// Bytes sent to it.
     pub tx_bytes: u64,
+    /// Seconds between keepalives (0: none).
+    pub keepalive: u16,
 }
 
 /// One peer as it should be.
@@ -121,6 +123,9 @@ pub fn get(name: &str) -> Result<Device, NetError> {
                     }
                     "rx_bytes" => state.rx_bytes = value.parse().map_err(|_| bad())?,
                     "tx_bytes" => state.tx_bytes = value.parse().map_err(|_| bad())?,
+                    "persistent_keepalive_interval" => {
+                        state.keepalive = value.parse().map_err(|_| bad())?
+                    }
                     _ => {}
                 }
             }
@@ -150,21 +155,27 @@ pub fn configure(
             set.push_str(&format!("public_key={}\nremove=true\n", hex::encode(key)));
         }
     }
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for p in peers {
         let now = current.peers.get(&p.public_key);
         let same_ips = now.is_some_and(|s| s.allowed_ips == p.allowed_ips);
-        // A peer that roamed keeps the endpoint it was last heard from.
+        let same_keepalive = now.is_some_and(|s| s.keepalive == p.keepalive);
+        // A peer heard from lately keeps the endpoint it was heard from (it roamed, or sits
+        // behind NAT); one silent for longer than a session is sent to its endpoint on chain.
+        let live = now.is_some_and(|s| unix_now.saturating_sub(s.last_handshake) < 180);
         let endpoint = p
             .endpoint
-            .filter(|e| now.is_none_or(|s| s.endpoint != Some(*e)));
-        if now.is_some() && same_ips && endpoint.is_none() {
+            .filter(|e| !live && now.is_none_or(|s| s.endpoint != Some(*e)));
+        if now.is_some() && same_ips && same_keepalive && endpoint.is_none() {
             continue;
         }
         set.push_str(&format!("public_key={}\n", hex::encode(p.public_key)));
         if let Some(e) = endpoint {
             set.push_str(&format!("endpoint={e}\n"));
         }
-        if p.keepalive > 0 {
+        if !same_keepalive {
             set.push_str(&format!("persistent_keepalive_interval={}\n", p.keepalive));
         }
         if !same_ips {

@@ -422,32 +422,55 @@ fn egress_reaches_the_internet_only_when_asked_and_never_the_host_or_private_add
     s.egress = true;
     a.ensure(&s).expect("egress on");
     a.ensure(&s).expect("egress on, again");
-    if !pings(&ctr, INTERNET_HOST) {
-        for (label, ns) in [
-            ("net", a.namespace(&net)),
-            ("host", lab.lab.host_ns("a")),
-            ("ctr", ctr.clone()),
-        ] {
-            for args in [
-                vec!["ip", "-o", "addr"],
-                vec!["ip", "route"],
-                vec!["nft", "list", "ruleset"],
-                vec!["sysctl", "net.ipv4.ip_forward"],
-            ] {
-                let o = Command::new("nsenter")
-                    .arg(format!("--net={}", ns.display()))
-                    .args(&args)
-                    .output()
-                    .unwrap();
-                eprintln!(
-                    "DEBUG {label} {args:?}:\n{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-        }
-        panic!("the internet with egress");
-    }
+    assert!(pings(&ctr, INTERNET_HOST), "the internet with egress");
+
+    // A member node cannot use this node as its exit: b's farmer sends the internet address into
+    // its tunnel to a (as a dishonest farmer may: b's side is b's), and a drops it.
+    let b = lab.node("b", 2);
+    let net_b = id(2, "net");
+    s.peers = vec![peer(&lab, 2, "10.250.0.2:51820", "10.77.2.0/24")];
+    a.ensure(&s).expect("a with b as its peer");
+    b.ensure(&spec(
+        &net_b,
+        "10.77.2.0/24",
+        51820,
+        vec![peer(&lab, 1, "10.250.0.1:51820", "10.77.1.0/24")],
+    ))
+    .expect("network on b");
+    let on_b = b
+        .attach(&attachment(
+            &net_b,
+            &id(2, "db"),
+            "10.77.2.10",
+            "10.77.2.0/24",
+        ))
+        .expect("attach on b");
+    assert!(pings(&on_b, "10.77.1.10"), "b reaches a through the tunnel");
+    let mut widened = peer(&lab, 1, "10.250.0.1:51820", "10.77.1.0/24");
+    widened
+        .allowed_ips
+        .push(format!("{INTERNET_HOST}/32").parse().unwrap());
+    wireguard::configure(&b.interface(&net_b), &lab.key(2), 51820, &[widened]).expect("widen");
+    let routed = Command::new("nsenter")
+        .arg(format!("--net={}", b.namespace(&net_b).display()))
+        .args([
+            "ip",
+            "route",
+            "add",
+            &format!("{INTERNET_HOST}/32"),
+            "dev",
+            &b.interface(&net_b),
+        ])
+        .status()
+        .expect("ip route");
+    assert!(routed.success());
+    assert!(
+        !pings(&on_b, INTERNET_HOST),
+        "a member node exits through a"
+    );
+    b.detach(&id(2, "db")).expect("detach on b");
+    b.remove(&net_b).expect("remove on b");
+    s.peers = vec![];
     // Not the host itself, nor a private address beyond it (b on the underlay), nor the link's
     // own host end; and the internet cannot reach in.
     for to in ["10.250.0.1", "10.250.0.2", "203.0.113.1"] {
