@@ -19,7 +19,7 @@ use std::{
 use futures::TryStreamExt;
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::{delete, index, link, netns, only_address, set_up, NetError, BRIDGE};
+use super::{delete, index, link, netns, only_address, replace_route, set_up, NetError, BRIDGE};
 
 /// The uplink's end inside the network's namespace.
 const INSIDE: &str = "up0";
@@ -100,12 +100,7 @@ pub fn ensure(ns: &Path, host: Option<&Path>, up: &Uplink) -> Result<(), NetErro
             .gateway(host_addr)
             .output_interface(i)
             .build();
-        h.route()
-            .add(route)
-            .replace()
-            .execute()
-            .await
-            .map_err(NetError::netlink("the network's default route"))
+        replace_route(&h, route, "the network's default route").await
     })?;
     // Inside: only this node's workloads (from the bridge) leave by the uplink, as the uplink's
     // address: a member node's traffic arriving through WireGuard never exits here.

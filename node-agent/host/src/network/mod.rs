@@ -273,12 +273,7 @@ impl Networks {
                     .destination_prefix(range.addr, range.prefix)
                     .output_interface(wg)
                     .build();
-                h.route()
-                    .add(route)
-                    .replace()
-                    .execute()
-                    .await
-                    .map_err(NetError::netlink("routing the range to WireGuard"))
+                replace_route(&h, route, "routing the range to WireGuard").await
             }
         })?;
         wireguard::configure(&name, &self.private_key, spec.listen_port, &spec.peers)?;
@@ -489,12 +484,7 @@ impl Networks {
                     .gateway(gateway)
                     .output_interface(eth)
                     .build();
-                h.route()
-                    .add(route)
-                    .replace()
-                    .execute()
-                    .await
-                    .map_err(NetError::netlink("routing through the gateway"))
+                replace_route(&h, route, "routing through the gateway").await
             }
         })?;
         Ok(ctr_ns)
@@ -641,6 +631,20 @@ async fn only_address(
         .execute()
         .await
         .map_err(NetError::netlink(&format!("addressing {what}")))
+}
+
+/// Adds `route`, or replaces the one with its destination.
+async fn replace_route(
+    h: &Handle,
+    route: rtnetlink::packet_route::route::RouteMessage,
+    what: &str,
+) -> Result<(), NetError> {
+    h.route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(NetError::netlink(what))
 }
 
 async fn index(h: &Handle, name: &str) -> Result<u32, NetError> {
