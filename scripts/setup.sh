@@ -7,8 +7,9 @@ need_apt=()
 # docker-registry, busybox-static, runc and e2fsprogs: the real registry, image, container runtime
 # (for the bench's baseline) and volume filesystem the agent's tests use. qemu-system-x86 runs VMs;
 # libseccomp-dev and libcap-ng-dev build virtiofsd (below). wireguard-go carries private networks
-# (no WireGuard module here); iproute2, tcpdump and util-linux (nsenter) make the tests' network lab.
-for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make docker-registry busybox-static runc e2fsprogs qemu-system-x86 libseccomp-dev libcap-ng-dev wireguard-go iproute2 tcpdump util-linux; do
+# (no WireGuard module here); nftables filters a network's internet access (egress); iproute2, tcpdump
+# and util-linux (nsenter) make the tests' network lab.
+for pkg in clang libclang-dev protobuf-compiler pkg-config libssl-dev make docker-registry busybox-static runc e2fsprogs qemu-system-x86 libseccomp-dev libcap-ng-dev wireguard-go iproute2 tcpdump util-linux nftables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
