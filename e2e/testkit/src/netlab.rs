@@ -1,6 +1,7 @@
 //! A network lab: two "hosts", each a network namespace the test makes, joined by a veth pair
-//! (the underlay: `10.250.0.1` on host `a`, `10.250.0.2` on host `b`, IPv4 only). Test traffic
-//! stays in namespaces the test made; everything is removed on drop, also when the test fails.
+//! (the underlay: `10.250.0.1` on host `a`, `10.250.0.2` on host `b`, IPv4 only); more hosts
+//! may sit behind host `b` as their NAT router ([`Lab::add_behind_nat`]). Test traffic stays in
+//! namespaces the test made; everything is removed on drop, also when the test fails.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,6 +21,8 @@ pub struct Lab {
     tag: String,
     number: u32,
     names: Vec<String>,
+    /// Hosts behind NAT and their addresses.
+    behind_nat: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -33,6 +36,7 @@ impl Lab {
             tag,
             number,
             names: Vec::new(),
+            behind_nat: Vec::new(),
         };
         for (host, _) in UNDERLAY {
             let name = lab.host(host);
@@ -80,6 +84,100 @@ impl Lab {
         Path::new("/run/netns").join(self.host(host))
     }
 
+    /// Host `host`'s own address: on the underlay, or on its LAN behind NAT.
+    pub fn address(&self, host: &str) -> Option<&str> {
+        UNDERLAY
+            .iter()
+            .find(|(h, _)| *h == host)
+            .map(|(_, addr)| *addr)
+            .or_else(|| {
+                self.behind_nat
+                    .iter()
+                    .find(|(h, _)| h == host)
+                    .map(|(_, addr)| addr.as_str())
+            })
+    }
+
+    /// Whether `host` sits behind NAT.
+    pub fn is_behind_nat(&self, host: &str) -> bool {
+        self.behind_nat.iter().any(|(h, _)| h == host)
+    }
+
+    /// Puts new hosts `hosts` behind host `b`, which becomes their NAT router: host number `i`
+    /// has `10.251.<i+1>.2` on a veth of its own to `b` (`10.251.<i+1>.1`, its default route);
+    /// `b` masquerades what they send out of the underlay and lets in from the underlay only
+    /// what answers it (a home router: no one outside can open a connection to them).
+    pub fn add_behind_nat(&mut self, hosts: &[&str]) {
+        let router = self.host("b");
+        for (i, host) in hosts.iter().enumerate() {
+            let name = self.host(host);
+            ip(&["netns", "add", &name]);
+            self.names.push(name.clone());
+            ip(&["-n", &name, "link", "set", "lo", "up"]);
+            for conf in ["all", "default"] {
+                let key = format!("net.ipv6.conf.{conf}.disable_ipv6=1");
+                ip(&["netns", "exec", &name, "sysctl", "-qw", &key]);
+            }
+            let lan = format!("l{}", i + 1);
+            ip(&[
+                "-n", &router, "link", "add", &lan, "type", "veth", "peer", "name", "u0", "netns",
+                &name,
+            ]);
+            let (gateway, addr) = (format!("10.251.{}.1", i + 1), format!("10.251.{}.2", i + 1));
+            ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{gateway}/24"),
+                "dev",
+                &lan,
+            ]);
+            ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "u0",
+            ]);
+            ip(&["-n", &router, "link", "set", &lan, "up"]);
+            ip(&["-n", &name, "link", "set", "u0", "up"]);
+            ip(&["-n", &name, "route", "add", "default", "via", &gateway]);
+            self.behind_nat.push((host.to_string(), addr));
+        }
+        ip(&[
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        let rules = "table ip zoslabnat {
+  chain postrouting { type nat hook postrouting priority srcnat; oifname \"u0\" masquerade; }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname \"l*\" oifname \"u0\" accept
+    iifname \"u0\" ct state established,related accept
+  }
+}
+";
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &router, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft (Debian: nftables)");
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .expect("stdin")
+            .write_all(rules.as_bytes())
+            .expect("nft rules");
+        assert!(nft.wait().expect("nft").success(), "nft -f: the NAT rules");
+    }
+
     /// An "internet" beyond host `host`: a namespace joined to it by a veth (`203.0.113.1` on
     /// the host, which routes everything else there, `203.0.113.2` beyond), that also answers on
     /// [`INTERNET_HOST`]. Returns its namespace file.
@@ -113,7 +211,10 @@ impl Lab {
     pub fn capture(&self, file: &Path) -> Capture {
         let child = Command::new("nsenter")
             .arg(format!("--net={}", self.host_ns("a").display()))
-            .args(["tcpdump", "-i", "u0", "-n", "-U", "-w"])
+            // Immediate mode: without it packets wait in the kernel's ring for a block to fill,
+            // and those still waiting when the capture stops are lost ("received by filter",
+            // not "captured").
+            .args(["tcpdump", "-i", "u0", "-n", "--immediate-mode", "-U", "-w"])
             .arg(file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
