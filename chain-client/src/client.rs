@@ -54,12 +54,14 @@ pub struct Node {
     pub capacity: Capacity,
     /// Its WireGuard public key.
     pub wg_public_key: [u8; 32],
-    /// Its WireGuard endpoint.
-    pub endpoint: String,
+    /// Its WireGuard endpoint, `host:port`; `None` for a node behind NAT (no one can dial it).
+    pub endpoint: Option<String>,
     /// Chain time of its registration or last uptime report, unix seconds.
     pub last_seen: u64,
     /// Seconds up, as it last reported.
     pub uptime: u64,
+    /// Since when (chain time) it has said it is down, until its next uptime report.
+    pub down_since: Option<u64>,
 }
 
 /// A private network of one owner, as the chain indexes it.
@@ -306,9 +308,12 @@ impl ChainClient {
             farm: n.farm,
             capacity: n.capacity.0,
             wg_public_key: n.wg_public_key,
-            endpoint: String::from_utf8_lossy(&n.endpoint.0).into_owned(),
+            endpoint: n
+                .endpoint
+                .map(|e| String::from_utf8_lossy(&e.0).into_owned()),
             last_seen: n.last_seen,
             uptime: n.uptime,
+            down_since: n.down_since,
         }))
     }
 

@@ -65,7 +65,7 @@ async fn farm_and_node(client: &ChainClient, farm_name: &str) -> Result<NodeKey>
             farm,
             Static(capacity()),
             [9; 32],
-            b"127.0.0.1:51820".to_vec(),
+            Some(b"127.0.0.1:51820".to_vec()),
         ))
         .await?;
     Ok(node)
@@ -98,11 +98,11 @@ async fn every_call_and_read() -> Result<()> {
         ..capacity()
     };
     node_tx
-        .submit(
-            &api::tx()
-                .grid()
-                .update_node(Static(bigger), [8; 32], b"127.0.0.1:51821".to_vec()),
-        )
+        .submit(&api::tx().grid().update_node(
+            Static(bigger),
+            [8; 32],
+            Some(b"127.0.0.1:51821".to_vec()),
+        ))
         .await?;
     assert_eq!(
         client.node(&node.account(), None).await?.unwrap().capacity,

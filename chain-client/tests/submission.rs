@@ -67,7 +67,7 @@ async fn registered_node(client: &ChainClient) -> Result<AccountId32> {
             farm,
             Static(capacity),
             [9; 32],
-            b"127.0.0.1:51820".to_vec(),
+            Some(b"127.0.0.1:51820".to_vec()),
         ))
         .await?;
     Ok(node.account())

@@ -250,7 +250,7 @@ pub async fn register_node(
             farm,
             Static(capacity),
             [9; 32],
-            b"127.0.0.1:51820".to_vec(),
+            Some(b"127.0.0.1:51820".to_vec()),
         ))
         .await?;
     Ok(node)
@@ -447,19 +447,19 @@ impl AgentHome {
         Ok(())
     }
 
-    /// Puts the node on `host` of `lab`: its WireGuard endpoint is that host's underlay address
-    /// (port 51820, and up for its networks' slots), and WireGuard's UDP sockets live in that
-    /// host's namespace.
+    /// Puts the node on `host` of `lab`: its WireGuard endpoint is that host's address (port
+    /// 51820, and up for its networks' slots; not published when the host is behind NAT), and
+    /// WireGuard's UDP sockets live in that host's namespace.
     pub fn on_lab_host(&self, lab: &zos_testkit::netlab::Lab, host: &str) -> Result<()> {
-        let (_, addr) = zos_testkit::netlab::UNDERLAY
-            .iter()
-            .find(|(h, _)| *h == host)
+        let addr = lab
+            .address(host)
             .with_context(|| format!("no host {host} in the lab"))?;
         let text = std::fs::read_to_string(&self.config)?;
         std::fs::write(
             &self.config,
             format!(
-                "endpoint = \"{addr}:51820\"\n{text}\n[networks]\nhost_namespace = \"{}\"\n",
+                "endpoint = \"{addr}:51820\"\nbehind_nat = {}\n{text}\n[networks]\nhost_namespace = \"{}\"\n",
+                lab.is_behind_nat(host),
                 lab.host_ns(host).display()
             ),
         )?;

@@ -242,3 +242,95 @@ async fn containers_on_two_nodes_share_a_private_network_and_no_one_else_gets_in
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_behind_nat_join_and_reach_each_other_through_a_member_with_an_endpoint() -> Result<()>
+{
+    let _one = zos_e2e::one_agent_at_a_time().await;
+    // a on the underlay; c and d behind host b, a NAT router that lets nothing in unasked.
+    let mut lab = Lab::new();
+    lab.add_behind_nat(&["c", "d"]);
+    let grid = Grid::start("e2e-networks-nat").await?;
+    let dir = tempfile::tempdir()?;
+    let mut homes = Vec::new();
+    for host in ["a", "c", "d"] {
+        let home = grid.test_home(&dir.path().join(host))?;
+        home.on_lab_host(&lab, host)?;
+        homes.push(home);
+    }
+    let mut nodes = Vec::new();
+    for home in &homes {
+        nodes.push(grid.start_node(home).await?);
+    }
+    // Behind NAT: registered without an endpoint.
+    for (home, nat) in homes.iter().zip([false, true, true]) {
+        let node = grid
+            .client
+            .node(&home.account()?, None)
+            .await?
+            .context("registered")?;
+        ensure!(
+            node.endpoint.is_none() == nat,
+            "endpoint {:?}",
+            node.endpoint
+        );
+    }
+    let bob = grid.client.submitter(UserKey::from_uri("//Bob")?);
+    let mut contracts = Vec::new();
+    for (i, (name, (_, node))) in ["web", "cat", "dog"].iter().zip(&nodes).enumerate() {
+        let subnet = format!("10.77.{}.0/24", i + 1);
+        let id = grid
+            .create(
+                &bob,
+                node,
+                &deployment(&member(&grid.image, &subnet, name), None)?,
+            )
+            .await?;
+        contracts.push(id);
+    }
+    for (id, name) in contracts.iter().zip(["web", "cat", "dog"]) {
+        grid.wait_states(*id, 1, &[("net", "ok"), (name, "ok")], DEPLOY)
+            .await?;
+    }
+    let ns = |i: usize, name: &str| homes[i].container_namespace(contracts[i], name);
+    let (web, cat, dog) = (ns(0, "web"), ns(1, "cat"), ns(2, "dog"));
+    // cat and dog are both behind NAT: only a, the member with an endpoint, joins them.
+    wait_until("cat to reach dog through a", DEPLOY, || {
+        let ok = pings(&cat, "10.77.3.2");
+        async move { ok.then_some(()) }
+    })
+    .await?;
+    let capture = lab.capture(&dir.path().join("underlay.pcap"));
+    ensure!(pings(&dog, "10.77.2.2"), "dog reaches cat (ICMP)");
+    ensure!(pings(&web, "10.77.2.2"), "web reaches cat (ICMP)");
+    ensure!(pings(&dog, "10.77.1.2"), "dog reaches web (ICMP)");
+    let marker = "zos-e2e-nat-marker-77c3";
+    ensure!(
+        tcp(&cat, &dog, "10.77.3.2", marker)? == marker,
+        "cat reaches dog (TCP)"
+    );
+    let (raw, lines) = capture.stop();
+    ensure!(
+        !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the marker crossed the underlay in the clear"
+    );
+    // Everything on the underlay is WireGuard between a and the NAT's public address.
+    ensure!(lines.len() > 4, "the capture saw the relay: {lines:?}");
+    for line in &lines {
+        let wireguard = line.contains(" UDP")
+            && line.contains("10.250.0.1.5182")
+            && line.contains("10.250.0.2.");
+        ensure!(
+            wireguard || line.contains("ARP"),
+            "not WireGuard between a and the NAT on the underlay: {line}"
+        );
+    }
+
+    for (id, home) in contracts.iter().zip(&homes) {
+        grid.cancel(&bob, *id).await?;
+        wait_gone(*id, home, DEPLOY).await?;
+        let left = leftovers(*id, home);
+        ensure!(left.is_empty(), "{left:?}");
+    }
+    Ok(())
+}

@@ -972,12 +972,21 @@ async fn apply_picks_a_free_subnet_and_network_show_lists_the_members() -> Resul
         hru: 0,
     };
     let mut nodes = Vec::new();
+    let mut keys = Vec::new();
     for _ in 0..3 {
-        let node = zos_e2e::register_node(&client, "farm-n", capacity)
-            .await?
-            .account();
-        nodes.push(node.to_string());
+        let key = zos_e2e::register_node(&client, "farm-n", capacity).await?;
+        nodes.push(key.account().to_string());
+        keys.push(key);
     }
+    // The first node moves behind NAT: no endpoint on chain.
+    client
+        .submitter(keys[0].clone())
+        .submit(
+            &api::tx()
+                .grid()
+                .update_node(zos_chain_client::Static(capacity), [9; 32], None),
+        )
+        .await?;
     // Only the network's name and range: each node gets the lowest subnet no member has.
     let file = write(
         dir.path(),
@@ -1022,7 +1031,7 @@ async fn apply_picks_a_free_subnet_and_network_show_lists_the_members() -> Resul
         &["--key", "//Bob", "network", "show", "backbone"],
     )?;
     assert_eq!(shown["range"], "10.30.0.0/16");
-    let members: Vec<(String, String)> = shown["members"]
+    let members: Vec<(String, String, bool, bool)> = shown["members"]
         .as_array()
         .context("members")?
         .iter()
@@ -1030,16 +1039,24 @@ async fn apply_picks_a_free_subnet_and_network_show_lists_the_members() -> Resul
             (
                 m["node"].as_str().unwrap_or_default().to_string(),
                 m["subnet"].as_str().unwrap_or_default().to_string(),
+                m["behind_nat"] == true,
+                m["relay"] == true,
             )
         })
         .collect();
+    // The node behind NAT is reached through the first member with an endpoint.
     assert_eq!(
         members,
         vec![
-            (nodes[0].clone(), "10.30.0.0/24".to_string()),
-            (nodes[1].clone(), "10.30.1.0/24".to_string())
+            (nodes[0].clone(), "10.30.0.0/24".to_string(), true, false),
+            (nodes[1].clone(), "10.30.1.0/24".to_string(), false, true)
         ]
     );
+    zosctl(&home, &url)
+        .args(["--key", "//Bob", "network", "show", "backbone"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("NAT").and(predicate::str::contains("(relay)")));
     // A subnet that clashes with a member's is the chain's to refuse, by name.
     let clash = write(
         dir.path(),

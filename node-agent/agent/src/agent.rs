@@ -111,7 +111,7 @@ pub async fn run(config: Config, shim: ShimCommand) -> anyhow::Result<()> {
         config.farm,
         capacity,
         wg_public,
-        &config.endpoint,
+        (!config.behind_nat).then_some(config.endpoint.as_str()),
     )
     .await?;
 

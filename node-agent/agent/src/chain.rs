@@ -107,14 +107,14 @@ impl Chain for ChainView {
 /// Registers this node under `farm` with `capacity`, or updates its record when it changed;
 /// retries (with backoff, saying why: no funds yet, the farmer has not approved the node yet)
 /// until the chain has it. Fails only when the chain refuses what the configuration says (an
-/// endpoint or a capacity it does not accept).
+/// endpoint or a capacity it does not accept). `endpoint` is `None` for a node behind NAT.
 pub async fn register(
     view: &ChainView,
     submitter: &Submitter<NodeKey>,
     farm: u32,
     capacity: Capacity,
     wg_public_key: [u8; 32],
-    endpoint: &str,
+    endpoint: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut attempt = 0;
     loop {
@@ -180,7 +180,7 @@ async fn register_once(
     farm_id: u32,
     capacity: Capacity,
     wg_public_key: [u8; 32],
-    endpoint: &str,
+    endpoint: Option<&str>,
 ) -> anyhow::Result<&'static str> {
     let node = view.node;
     view.read(|c| async move { c.farm(farm_id, None).await })
@@ -197,7 +197,9 @@ async fn register_once(
     let needs_tx = match &existing {
         None => true,
         Some(n) => {
-            n.capacity != capacity || n.endpoint != endpoint || n.wg_public_key != wg_public_key
+            n.capacity != capacity
+                || n.endpoint.as_deref() != endpoint
+                || n.wg_public_key != wg_public_key
         }
     };
     if needs_tx && funds == 0 {
@@ -221,7 +223,7 @@ async fn register_once(
                     farm_id,
                     Static(capacity),
                     wg_public_key,
-                    endpoint.as_bytes().to_vec(),
+                    endpoint.map(|e| e.as_bytes().to_vec()),
                 ))
                 .await?;
             Ok("registered")
@@ -235,7 +237,7 @@ async fn register_once(
                 .submit(&api::tx().grid().update_node(
                     Static(capacity),
                     wg_public_key,
-                    endpoint.as_bytes().to_vec(),
+                    endpoint.map(|e| e.as_bytes().to_vec()),
                 ))
                 .await?;
             Ok("updated its registration")
@@ -276,12 +278,17 @@ pub fn wireguard_key(path: &Path) -> anyhow::Result<[u8; 32]> {
 pub struct ChainNetworkIndex {
     view: ChainView,
     runtime: tokio::runtime::Handle,
+    offline_after: std::sync::OnceLock<u64>,
 }
 
 impl ChainNetworkIndex {
     /// Reads through `view` on `runtime`.
     pub fn new(view: ChainView, runtime: tokio::runtime::Handle) -> ChainNetworkIndex {
-        ChainNetworkIndex { view, runtime }
+        ChainNetworkIndex {
+            view,
+            runtime,
+            offline_after: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -303,6 +310,22 @@ impl crate::drivers::NetworkIndex for ChainNetworkIndex {
         Ok(self
             .runtime
             .block_on(self.view.read(|c| async move { c.node(&node, None).await }))?)
+    }
+
+    fn up_since(&self) -> anyhow::Result<u64> {
+        let offline_after = match self.offline_after.get() {
+            Some(secs) => *secs,
+            None => {
+                let secs = self
+                    .runtime
+                    .block_on(self.view.read(|c| async move { c.offline_after().await }))?;
+                *self.offline_after.get_or_init(|| secs)
+            }
+        };
+        let now = self
+            .runtime
+            .block_on(self.view.read(|c| async move { c.now(None).await }))?;
+        Ok(now.saturating_sub(offline_after))
     }
 }
 

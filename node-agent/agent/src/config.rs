@@ -44,7 +44,13 @@ pub struct Config {
     pub periods: Periods,
     /// The endpoint peers reach this node's WireGuard at (`host:port`), published on chain.
     /// Default `127.0.0.1:51820` (a single-machine grid); set it to the node's public address.
+    /// Each network listens on its port plus the network's slot on this node.
     pub endpoint: String,
+    /// This node has no address other nodes can dial (it sits behind NAT): it publishes no
+    /// endpoint, connects out to the members of its networks that have one, and reaches other
+    /// members behind NAT through one of those. `endpoint`'s port is still where it listens.
+    /// Default false.
+    pub behind_nat: bool,
 }
 
 /// Capacity the node keeps for itself and never offers.
@@ -236,6 +242,7 @@ impl Default for Config {
             networks: NetworksConfig::default(),
             periods: Periods::default(),
             endpoint: "127.0.0.1:51820".into(),
+            behind_nat: false,
         }
     }
 }
@@ -451,6 +458,7 @@ chain = ["ws://10.0.0.1:9944", "wss://rpc.example:443"]
 allow_insecure_chain = true
 farm = 7
 state_dir = "/srv/zos"
+behind_nat = true
 
 [reserve]
 memory = 2147483648
@@ -465,6 +473,7 @@ uptime = 120
         .unwrap();
         assert_eq!(c.chain.len(), 2);
         assert_eq!(c.farm, 7);
+        assert!(c.behind_nat && !Config::default().behind_nat);
         assert_eq!(c.state_dir, PathBuf::from("/srv/zos"));
         assert_eq!(c.reserve.memory, 2 << 30);
         assert_eq!(c.reserve.storage, 10 << 30);

@@ -154,7 +154,7 @@ pub fn register(node: u64, farmer: u64, capacity: Capacity) {
         farm,
         capacity,
         [3; 32],
-        b"10.0.0.1:51820".to_vec(),
+        Some(b"10.0.0.1:51820".to_vec()),
     )
     .unwrap();
 }

@@ -14,10 +14,10 @@ fn capacity() -> Capacity {
     }
 }
 
-fn endpoint() -> alloc::vec::Vec<u8> {
+fn endpoint() -> Option<alloc::vec::Vec<u8>> {
     let mut e = vec![b'a'; MAX_ENDPOINT_LEN as usize - 6];
     e.extend_from_slice(b":51820");
-    e
+    Some(e)
 }
 
 fn farm_and_node<T: Config>() -> (T::AccountId, T::AccountId) {

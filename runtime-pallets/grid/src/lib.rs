@@ -3,7 +3,8 @@
 //! The farms and nodes of the grid. A farm is created by any account and owned by it. A node is
 //! registered by the node itself: its account is its ed25519 public key, so the chain knows the
 //! key it signs reports with and the key secrets are sealed to. A node states its capacity, its
-//! WireGuard public key and endpoint, and reports its uptime; its status (up or down) is derived
+//! WireGuard public key and endpoint (none for a node behind NAT, which other nodes cannot dial:
+//! it dials them), and reports its uptime; its status (up or down) is derived
 //! from its last report, or from its own word that it is going down.
 //!
 //! A node joins a farm only with the farmer's consent: the farm's owner approves the node's
@@ -44,6 +45,9 @@ pub type FarmName =
 
 /// Longest node endpoint (`host:port`), bytes.
 pub const MAX_ENDPOINT_LEN: u32 = 128;
+/// A node's WireGuard endpoint, `host:port`.
+pub type Endpoint =
+    frame_support::BoundedVec<u8, frame_support::traits::ConstU32<MAX_ENDPOINT_LEN>>;
 
 /// A farm: a name and an owner, who is paid for its nodes' work.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo, MaxEncodedLen)]
@@ -85,8 +89,9 @@ pub struct Node<BlockNumber> {
     pub capacity: Capacity,
     /// Its WireGuard public key (x25519).
     pub wg_public_key: [u8; 32],
-    /// Where other nodes reach its WireGuard endpoint, `host:port`.
-    pub endpoint: frame_support::BoundedVec<u8, frame_support::traits::ConstU32<MAX_ENDPOINT_LEN>>,
+    /// Where other nodes reach its WireGuard endpoint, `host:port`; `None` for a node behind
+    /// NAT, which no one can dial: it connects out to the nodes that have one.
+    pub endpoint: Option<Endpoint>,
     /// The block it registered in.
     pub registered_at: BlockNumber,
     /// Chain time (unix seconds) of its registration or its last accepted uptime report.
@@ -339,7 +344,7 @@ pub mod pallet {
             farm: FarmId,
             capacity: Capacity,
             wg_public_key: [u8; 32],
-            endpoint: Vec<u8>,
+            endpoint: Option<Vec<u8>>,
         ) -> DispatchResult {
             let node = ensure_signed(origin)?;
             ensure!(!Nodes::<T>::contains_key(&node), Error::<T>::NodeExists);
@@ -352,7 +357,7 @@ pub mod pallet {
                 capacity.cpu_millis > 0 && capacity.mru > 0,
                 Error::<T>::NoCapacity
             );
-            let endpoint = Self::endpoint(endpoint)?;
+            let endpoint = endpoint.map(Self::endpoint).transpose()?;
             Nodes::<T>::insert(
                 &node,
                 Node {
@@ -385,14 +390,14 @@ pub mod pallet {
             origin: OriginFor<T>,
             capacity: Capacity,
             wg_public_key: [u8; 32],
-            endpoint: Vec<u8>,
+            endpoint: Option<Vec<u8>>,
         ) -> DispatchResult {
             let node = ensure_signed(origin)?;
             ensure!(
                 capacity.cpu_millis > 0 && capacity.mru > 0,
                 Error::<T>::NoCapacity
             );
-            let endpoint = Self::endpoint(endpoint)?;
+            let endpoint = endpoint.map(Self::endpoint).transpose()?;
             Nodes::<T>::try_mutate(&node, |n| {
                 let n = n.as_mut().ok_or(Error::<T>::UnknownNode)?;
                 n.capacity = capacity;
@@ -558,10 +563,8 @@ pub mod pallet {
             node.downtime.saturating_add(current)
         }
 
-        fn endpoint(
-            endpoint: Vec<u8>,
-        ) -> Result<BoundedVec<u8, ConstU32<MAX_ENDPOINT_LEN>>, Error<T>> {
-            let endpoint: BoundedVec<u8, ConstU32<MAX_ENDPOINT_LEN>> = endpoint
+        fn endpoint(endpoint: Vec<u8>) -> Result<Endpoint, Error<T>> {
+            let endpoint: Endpoint = endpoint
                 .try_into()
                 .map_err(|_| Error::<T>::InvalidEndpoint)?;
             let valid = core::str::from_utf8(&endpoint)

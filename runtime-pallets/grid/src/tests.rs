@@ -30,7 +30,7 @@ fn farm_and_node() {
         0,
         cap(),
         [7; 32],
-        b"10.0.0.1:51820".to_vec()
+        Some(b"10.0.0.1:51820".to_vec())
     ));
 }
 
@@ -74,7 +74,13 @@ fn farms_are_created_with_unique_valid_names() {
 fn nodes_register_themselves_under_a_farm() {
     new_test_ext().execute_with(|| {
         assert_noop!(
-            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"10.0.0.1:51820".to_vec()),
+            Grid::register_node(
+                origin(NODE),
+                0,
+                cap(),
+                [7; 32],
+                Some(b"10.0.0.1:51820".to_vec())
+            ),
             Error::<Test>::UnknownFarm
         );
         farm_and_node();
@@ -90,20 +96,35 @@ fn nodes_register_themselves_under_a_farm() {
         assert_eq!((n.farm, n.capacity, n.wg_public_key), (0, cap(), [7; 32]));
         assert_eq!(n.last_seen, GENESIS_TIME);
         assert_noop!(
-            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"10.0.0.1:51820".to_vec()),
+            Grid::register_node(
+                origin(NODE),
+                0,
+                cap(),
+                [7; 32],
+                Some(b"10.0.0.1:51820".to_vec())
+            ),
             Error::<Test>::NodeExists
         );
         assert_ok!(Grid::approve_node(origin(FARMER), 0, 11));
         assert_noop!(
-            Grid::register_node(origin(11), 0, Capacity::default(), [7; 32], b"h:1".to_vec()),
+            Grid::register_node(
+                origin(11),
+                0,
+                Capacity::default(),
+                [7; 32],
+                Some(b"h:1".to_vec())
+            ),
             Error::<Test>::NoCapacity
         );
         for bad in [&b"no-port"[..], b"host:0", b"host:99999", b":80", b"h o:80"] {
             assert_noop!(
-                Grid::register_node(origin(11), 0, cap(), [7; 32], bad.to_vec()),
+                Grid::register_node(origin(11), 0, cap(), [7; 32], Some(bad.to_vec())),
                 Error::<Test>::InvalidEndpoint
             );
         }
+        // A node behind NAT registers without an endpoint.
+        assert_ok!(Grid::register_node(origin(11), 0, cap(), [8; 32], None));
+        assert_eq!(Nodes::<Test>::get(11).unwrap().endpoint, None);
         let info = <Grid as NodeRegistry<u64>>::node(&NODE).unwrap();
         assert_eq!(
             (info.farmer, info.capacity, info.status),
@@ -117,7 +138,7 @@ fn nodes_register_themselves_under_a_farm() {
 fn nodes_update_their_own_record() {
     new_test_ext().execute_with(|| {
         assert_noop!(
-            Grid::update_node(origin(NODE), cap(), [1; 32], b"[::1]:51820".to_vec()),
+            Grid::update_node(origin(NODE), cap(), [1; 32], Some(b"[::1]:51820".to_vec())),
             Error::<Test>::UnknownNode
         );
         farm_and_node();
@@ -129,7 +150,7 @@ fn nodes_update_their_own_record() {
             origin(NODE),
             bigger,
             [1; 32],
-            b"[::1]:51820".to_vec()
+            Some(b"[::1]:51820".to_vec())
         ));
         System::assert_last_event(
             Event::NodeUpdated {
@@ -140,8 +161,19 @@ fn nodes_update_their_own_record() {
         );
         let n = Nodes::<Test>::get(NODE).unwrap();
         assert_eq!(
-            (n.capacity, n.wg_public_key, &n.endpoint[..]),
-            (bigger, [1; 32], &b"[::1]:51820"[..])
+            (
+                n.capacity,
+                n.wg_public_key,
+                n.endpoint.as_ref().map(|e| &e[..])
+            ),
+            (bigger, [1; 32], Some(&b"[::1]:51820"[..]))
+        );
+        // Moved behind NAT: no endpoint at all, not an empty one.
+        assert_ok!(Grid::update_node(origin(NODE), bigger, [1; 32], None));
+        assert_eq!(Nodes::<Test>::get(NODE).unwrap().endpoint, None);
+        assert_noop!(
+            Grid::update_node(origin(NODE), bigger, [1; 32], Some(Vec::new())),
+            Error::<Test>::InvalidEndpoint
         );
     });
 }
@@ -236,7 +268,7 @@ fn nodes_are_removed_by_themselves_or_their_farmer_when_free() {
 
         // The approval was used up by the first registration.
         assert_noop!(
-            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"h:1".to_vec()),
+            Grid::register_node(origin(NODE), 0, cap(), [7; 32], Some(b"h:1".to_vec())),
             Error::<Test>::NodeNotApproved
         );
         assert_ok!(Grid::approve_node(origin(FARMER), 0, NODE));
@@ -245,7 +277,7 @@ fn nodes_are_removed_by_themselves_or_their_farmer_when_free() {
             0,
             cap(),
             [7; 32],
-            b"h:1".to_vec()
+            Some(b"h:1".to_vec())
         ));
         assert_ok!(Grid::remove_node(origin(NODE), NODE));
     });
@@ -320,7 +352,7 @@ fn a_node_joins_a_farm_only_with_its_farmers_approval() {
         assert_ok!(Grid::create_farm(origin(FARMER), b"farm-1".to_vec()));
         // A stranger's node cannot attach itself to the farm.
         assert_noop!(
-            Grid::register_node(origin(NODE), 0, cap(), [7; 32], b"h:1".to_vec()),
+            Grid::register_node(origin(NODE), 0, cap(), [7; 32], Some(b"h:1".to_vec())),
             Error::<Test>::NodeNotApproved
         );
         // Only the farm's owner approves.
@@ -343,7 +375,7 @@ fn a_node_joins_a_farm_only_with_its_farmers_approval() {
         // An approval for one farm does not open another.
         assert_ok!(Grid::create_farm(origin(OTHER), b"farm-2".to_vec()));
         assert_noop!(
-            Grid::register_node(origin(NODE), 1, cap(), [7; 32], b"h:1".to_vec()),
+            Grid::register_node(origin(NODE), 1, cap(), [7; 32], Some(b"h:1".to_vec())),
             Error::<Test>::NodeNotApproved
         );
         assert_ok!(Grid::register_node(
@@ -351,7 +383,7 @@ fn a_node_joins_a_farm_only_with_its_farmers_approval() {
             0,
             cap(),
             [7; 32],
-            b"h:1".to_vec()
+            Some(b"h:1".to_vec())
         ));
         assert!(!crate::NodeApprovals::<Test>::contains_key(0, NODE));
         assert_noop!(

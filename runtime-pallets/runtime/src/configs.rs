@@ -235,7 +235,7 @@ impl pallet_deployments::BenchmarkHelper<AccountId> for BenchmarkHelper {
             farm,
             capacity,
             [1; 32],
-            b"127.0.0.1:51820".to_vec(),
+            Some(b"127.0.0.1:51820".to_vec()),
         )
         .expect("fresh node; qed");
     }

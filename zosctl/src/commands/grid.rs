@@ -125,7 +125,7 @@ async fn node_view(client: &ChainClient, account: &AccountId32) -> anyhow::Resul
             Some(_) => "yes, with TCG (no hardware virtualization: slower)",
             None => "no",
         },
-        node.endpoint,
+        node.endpoint.as_deref().unwrap_or("none (behind NAT: reached through relays)"),
         hex::encode(node.wg_public_key),
     );
     Ok(NodeView {

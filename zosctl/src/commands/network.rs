@@ -28,7 +28,26 @@ pub async fn show(ctx: &Ctx, name: &str, owner: Option<&str>) -> anyhow::Result<
         "state",
     );
     let mut members = Vec::new();
+    let mut nodes = Vec::new();
     for m in &record.members {
+        nodes.push(client.node(&m.node, None).await?);
+    }
+    // Members behind NAT reach each other through the first member with an endpoint that is up
+    // (else the first with one), as the nodes choose it.
+    let up_since = client
+        .now(None)
+        .await?
+        .saturating_sub(client.offline_after().await?);
+    let relay_of = |up_only: bool| {
+        nodes.iter().flatten().find(|n| {
+            n.endpoint.is_some()
+                && (!up_only || (n.down_since.is_none() && n.last_seen >= up_since))
+        })
+    };
+    let relay = relay_of(true)
+        .or_else(|| relay_of(false))
+        .map(|n| n.account);
+    for (m, node) in record.members.iter().zip(nodes) {
         // The member's state is its network workload's, as its node last reported it.
         let report = client.workload_states(m.contract_id, None).await?;
         let (state, message) = report
@@ -39,20 +58,26 @@ pub async fn show(ctx: &Ctx, name: &str, owner: Option<&str>) -> anyhow::Result<
             .find(|(n, _, _)| n == name)
             .map(|(_, s, m)| (s, m))
             .unwrap_or(("pending", String::new()));
-        let node = client.node(&m.node, None).await?;
-        let port = node
-            .as_ref()
-            .and_then(|n| n.endpoint.rsplit_once(':'))
-            .and_then(|(_, p)| p.parse::<u32>().ok())
-            .map(|p| (p + u32::from(m.port_offset)).to_string())
-            .unwrap_or_else(|| format!("+{}", m.port_offset));
+        let endpoint = node.as_ref().and_then(|n| n.endpoint.clone());
+        let behind_nat = node.is_some() && endpoint.is_none();
+        let is_relay = relay == Some(m.node);
+        let port = match &endpoint {
+            _ if behind_nat => "NAT".to_string(),
+            Some(e) => e
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u32>().ok())
+                .map(|p| (p + u32::from(m.port_offset)).to_string())
+                .unwrap_or_else(|| format!("+{}", m.port_offset)),
+            None => format!("+{}", m.port_offset),
+        };
         human.push_str(&format!(
-            "  {:<8} {:<18} {:<6} {:<10} {}\n",
+            "  {:<8} {:<18} {:<6} {:<10} {}{}\n",
             m.contract_id,
             cidr(m.subnet).to_string(),
             port,
             state,
-            m.node
+            m.node,
+            if is_relay { " (relay)" } else { "" }
         ));
         if !message.is_empty() {
             human.push_str(&format!("           {message}\n"));
@@ -62,7 +87,9 @@ pub async fn show(ctx: &Ctx, name: &str, owner: Option<&str>) -> anyhow::Result<
             "node": m.node.to_string(),
             "subnet": cidr(m.subnet).to_string(),
             "port_offset": m.port_offset,
-            "endpoint": node.as_ref().map(|n| n.endpoint.clone()),
+            "endpoint": endpoint,
+            "behind_nat": behind_nat,
+            "relay": is_relay,
             "state": state,
             "message": message,
         }));

@@ -30,6 +30,9 @@ pub trait NetworkIndex: Send + Sync + 'static {
     fn network(&self, owner: &AccountId32, name: &[u8]) -> anyhow::Result<Option<NetworkRecord>>;
     /// A node's record (its WireGuard key and endpoint).
     fn node(&self, node: &AccountId32) -> anyhow::Result<Option<Node>>;
+    /// Chain time from which a node's last report counts it up (now less the chain's
+    /// `OfflineAfter`).
+    fn up_since(&self) -> anyhow::Result<u64>;
 }
 
 /// See the module documentation.
@@ -172,32 +175,7 @@ impl NetworkDriver {
                 self.endpoint, me.port_offset
             ))
         })?;
-        let mut peers: Vec<PeerConfig> = Vec::new();
-        for m in record.members.iter().filter(|m| m.node != self.node) {
-            let node = self
-                .index
-                .node(&m.node)
-                .map_err(|e| DriverError::transient("reading a member node", format!("{e:#}")))?;
-            // A member whose node left the grid has no key to reach it by; a key another member
-            // (or this node) claims too is no one's: WireGuard tells peers apart by key.
-            let Some(node) = node else { continue };
-            let mine = zos_host::network::wireguard::public_key(self.networks.private_key());
-            if node.wg_public_key == mine
-                || peers.iter().any(|p| p.public_key == node.wg_public_key)
-            {
-                tracing::warn!(network = name, node = %m.node, "a member's WireGuard key is another's: left out");
-                continue;
-            }
-            peers.push(PeerConfig {
-                public_key: node.wg_public_key,
-                endpoint: peer_endpoint(&node.endpoint, m.port_offset),
-                allowed_ips: vec![Cidr {
-                    addr: Ipv4Addr::from(m.subnet.0),
-                    prefix: m.subnet.1,
-                }],
-                keepalive: KEEPALIVE,
-            });
-        }
+        let peers = self.peers(name, &record)?;
         Ok(NetworkSpec {
             workload: WorkloadId {
                 contract,
@@ -209,6 +187,117 @@ impl NetworkDriver {
             peers,
             egress,
         })
+    }
+}
+
+impl NetworkDriver {
+    /// This node's WireGuard peers on a network of `record`'s members. A member whose node has an
+    /// endpoint is dialed there; one behind NAT (no endpoint) is a peer of those with endpoints
+    /// only, which it dials and keeps its NAT mapping open to with keepalives. Members behind NAT
+    /// reach each other through the relay: the first member, in the order they joined, whose
+    /// node has an endpoint and is up (else the first with an endpoint). Members may disagree for
+    /// a while on who is up; no harm: each member behind NAT keeps a session with every member
+    /// that has an endpoint, so any of them can carry its traffic.
+    fn peers(&self, name: &str, record: &NetworkRecord) -> Result<Vec<PeerConfig>, DriverError> {
+        let mine = zos_host::network::wireguard::public_key(self.networks.private_key());
+        let mut members: Vec<(&zos_chain_client::NetworkMember, Node)> = Vec::new();
+        let mut me_behind_nat = false;
+        for m in &record.members {
+            let node = self
+                .index
+                .node(&m.node)
+                .map_err(|e| DriverError::transient("reading a member node", format!("{e:#}")))?;
+            // A member whose node left the grid has no key to reach it by.
+            let Some(node) = node else { continue };
+            if m.node == self.node {
+                me_behind_nat = node.endpoint.is_none();
+                continue;
+            }
+            // A key another member (or this node) claims too is no one's: WireGuard tells peers
+            // apart by key.
+            if node.wg_public_key == mine
+                || members
+                    .iter()
+                    .any(|(_, n)| n.wg_public_key == node.wg_public_key)
+            {
+                tracing::warn!(network = name, node = %m.node, "a member's WireGuard key is another's: left out");
+                continue;
+            }
+            members.push((m, node));
+        }
+        // The relay among the members with endpoints, this node included (up: it is running
+        // this). Only a node behind NAT routes through it.
+        let up_since = if me_behind_nat {
+            self.index
+                .up_since()
+                .map_err(|e| DriverError::transient("reading the chain's time", format!("{e:#}")))?
+        } else {
+            0
+        };
+        let relay_of = |up_only: bool| {
+            record.members.iter().find_map(|m| {
+                if m.node == self.node {
+                    return (!me_behind_nat).then_some(&self.node);
+                }
+                members
+                    .iter()
+                    .find(|(o, n)| {
+                        o.node == m.node
+                            && n.endpoint.is_some()
+                            && (!up_only || (n.down_since.is_none() && n.last_seen >= up_since))
+                    })
+                    .map(|_| &m.node)
+            })
+        };
+        let relay = relay_of(true).or_else(|| relay_of(false));
+        let subnet = |m: &zos_chain_client::NetworkMember| Cidr {
+            addr: Ipv4Addr::from(m.subnet.0),
+            prefix: m.subnet.1,
+        };
+        // Behind NAT: the other members behind NAT are reached through the relay.
+        let relayed: Vec<Cidr> = if me_behind_nat {
+            members
+                .iter()
+                .filter(|(_, n)| n.endpoint.is_none())
+                .map(|(m, _)| subnet(m))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !relayed.is_empty() && relay.is_none() {
+            tracing::warn!(
+                network = name,
+                "members behind NAT and none with an endpoint to relay between them: they cannot reach each other"
+            );
+        }
+        let mut peers = Vec::new();
+        for (m, node) in &members {
+            let endpoint = match &node.endpoint {
+                Some(e) => {
+                    let at = peer_endpoint(e, m.port_offset);
+                    if at.is_none() {
+                        // Kept as a peer: a session it opens (or has) still carries traffic.
+                        tracing::warn!(network = name, node = %m.node, endpoint = e, "a member's endpoint does not resolve");
+                    }
+                    at
+                }
+                // Behind NAT both: the relay carries it.
+                None if me_behind_nat => continue,
+                // It dials this node; its address is learnt from what it sends.
+                None => None,
+            };
+            let mut allowed_ips = vec![subnet(m)];
+            if relay == Some(&m.node) {
+                allowed_ips.extend(relayed.iter().copied());
+            }
+            peers.push(PeerConfig {
+                public_key: node.wg_public_key,
+                endpoint,
+                allowed_ips,
+                keepalive: KEEPALIVE,
+            });
+        }
+        Ok(peers)
     }
 }
 
@@ -381,9 +470,16 @@ mod tests {
         assert_eq!(ip("nobody"), None);
     }
 
-    /// An index of one network `net` of Bob's, over nodes 1 (this one), 2 and 3 (3 has left the
-    /// grid), in memory.
-    struct FakeIndex;
+    /// An index of one network `net` of Bob's, in memory: members (node, contract, third octet
+    /// of the subnet, port slot) in the order they joined; nodes 1 (this one), 2, 4, 5 and 6 are
+    /// on the grid (those in `behind_nat` without an endpoint, those in `down` silent since chain
+    /// time 100), others have left it. Nodes are up from chain time 1000.
+    #[derive(Default)]
+    struct FakeIndex {
+        members: Vec<(u8, u64, u8, u16)>,
+        behind_nat: Vec<u8>,
+        down: Vec<u8>,
+    }
 
     fn account(n: u8) -> AccountId32 {
         AccountId32([n; 32])
@@ -398,43 +494,157 @@ mod tests {
             if *owner != account(0xb0) || name != b"net" {
                 return Ok(None);
             }
-            let member = |node, contract_id, third, port_offset| zos_chain_client::NetworkMember {
-                node: account(node),
-                contract_id,
-                subnet: ([10, 20, third, 0], 24),
-                port_offset,
-            };
+            let members = self
+                .members
+                .iter()
+                .map(
+                    |&(node, contract_id, third, port_offset)| zos_chain_client::NetworkMember {
+                        node: account(node),
+                        contract_id,
+                        subnet: ([10, 20, third, 0], 24),
+                        port_offset,
+                    },
+                )
+                .collect();
             Ok(Some(NetworkRecord {
                 range: ([10, 20, 0, 0], 16),
-                members: vec![member(2, 7, 2, 3), member(1, 9, 1, 2), member(3, 8, 3, 0)],
+                members,
             }))
         }
 
         fn node(&self, node: &AccountId32) -> anyhow::Result<Option<Node>> {
-            let endpoint = match node.0[0] {
-                1 => "10.250.0.1:51820",
-                2 => "10.250.0.2:40000",
+            let n = node.0[0];
+            let endpoint = match n {
+                1 => "10.250.0.1:51820".to_string(),
+                2 => "10.250.0.2:40000".to_string(),
+                4..=6 => format!("10.250.0.{n}:51820"),
                 _ => return Ok(None),
             };
             Ok(Some(Node {
                 account: *node,
                 farm: 1,
                 capacity: Default::default(),
-                wg_public_key: [node.0[0] + 100; 32],
-                endpoint: endpoint.into(),
-                last_seen: 0,
+                wg_public_key: [n + 100; 32],
+                endpoint: (!self.behind_nat.contains(&n)).then_some(endpoint),
+                last_seen: if self.down.contains(&n) { 100 } else { 1000 },
                 uptime: 0,
+                down_since: None,
             }))
+        }
+
+        fn up_since(&self) -> anyhow::Result<u64> {
+            Ok(1000)
         }
     }
 
-    fn driver(endpoint: &str) -> NetworkDriver {
+    fn driver_of(index: FakeIndex, endpoint: &str) -> NetworkDriver {
         NetworkDriver::new(
             Networks::new("/nonexistent".into(), None, "/nonexistent".into(), [1; 32]),
-            Arc::new(FakeIndex),
+            Arc::new(index),
             account(1),
             endpoint.into(),
         )
+    }
+
+    /// Nodes 2, 1 (this one) and 3 (3 has left the grid), all with endpoints.
+    fn driver(endpoint: &str) -> NetworkDriver {
+        let members = vec![(2, 7, 2, 3), (1, 9, 1, 2), (3, 8, 3, 0)];
+        driver_of(
+            FakeIndex {
+                members,
+                ..FakeIndex::default()
+            },
+            endpoint,
+        )
+    }
+
+    fn peer(node: u8, endpoint: Option<&str>, subnets: &[u8]) -> PeerConfig {
+        PeerConfig {
+            public_key: [node + 100; 32],
+            endpoint: endpoint.map(|e| e.parse().unwrap()),
+            allowed_ips: subnets
+                .iter()
+                .map(|t| format!("10.20.{t}.0/24").parse().unwrap())
+                .collect(),
+            keepalive: KEEPALIVE,
+        }
+    }
+
+    #[test]
+    fn members_behind_nat_dial_those_with_endpoints_and_reach_each_other_through_the_first() {
+        let range = "10.20.0.0/16".parse().unwrap();
+        let subnet = "10.20.1.0/24".parse().unwrap();
+        // Joined in this order: 4 (behind NAT), 2, 1 (this node), 5, 6 (behind NAT). The relay is
+        // 2: the first with an endpoint.
+        let members = vec![
+            (4, 3, 4, 0),
+            (2, 7, 2, 0),
+            (1, 9, 1, 0),
+            (5, 5, 5, 0),
+            (6, 6, 6, 0),
+        ];
+        let spec_with = |behind_nat: Vec<u8>, down: Vec<u8>| {
+            driver_of(
+                FakeIndex {
+                    members: members.clone(),
+                    behind_nat,
+                    down,
+                },
+                "10.250.0.1:51820",
+            )
+            .spec(9, &[0xb0; 32], "net", range, subnet, false)
+            .expect("spec")
+            .peers
+        };
+        let spec = |behind_nat| spec_with(behind_nat, Vec::new());
+        // This node has an endpoint: every member is its peer; those behind NAT dial it (no
+        // endpoint to send to until they do).
+        assert_eq!(
+            spec(vec![4, 6]),
+            vec![
+                peer(4, None, &[4]),
+                peer(2, Some("10.250.0.2:40000"), &[2]),
+                peer(5, Some("10.250.0.5:51820"), &[5]),
+                peer(6, None, &[6]),
+            ]
+        );
+        // This node behind NAT too: it dials the members with endpoints, and the relay carries
+        // the subnets of the other members behind NAT.
+        assert_eq!(
+            spec(vec![1, 4, 6]),
+            vec![
+                peer(2, Some("10.250.0.2:40000"), &[2, 4, 6]),
+                peer(5, Some("10.250.0.5:51820"), &[5]),
+            ]
+        );
+        // This node is the relay (the first with an endpoint): nothing more to carry than its
+        // peers' own subnets; the kernel forwards between them.
+        assert_eq!(
+            spec(vec![2, 4, 6]),
+            vec![
+                peer(4, None, &[4]),
+                peer(2, None, &[2]),
+                peer(5, Some("10.250.0.5:51820"), &[5]),
+                peer(6, None, &[6]),
+            ]
+        );
+        // The first with an endpoint is down: the next one up relays; all down: the first.
+        assert_eq!(
+            spec_with(vec![1, 4, 6], vec![2]),
+            vec![
+                peer(2, Some("10.250.0.2:40000"), &[2]),
+                peer(5, Some("10.250.0.5:51820"), &[5, 4, 6]),
+            ]
+        );
+        assert_eq!(
+            spec_with(vec![1, 4, 6], vec![2, 5]),
+            vec![
+                peer(2, Some("10.250.0.2:40000"), &[2, 4, 6]),
+                peer(5, Some("10.250.0.5:51820"), &[5]),
+            ]
+        );
+        // Everyone behind NAT: no one to dial, no relay; nothing is made up.
+        assert_eq!(spec(vec![1, 2, 4, 5, 6]), vec![]);
     }
 
     #[test]
