@@ -60,8 +60,6 @@ pub struct Node {
     pub last_seen: u64,
     /// Seconds up, as it last reported.
     pub uptime: u64,
-    /// Since when (chain time) it has said it is down, until its next uptime report.
-    pub down_since: Option<u64>,
 }
 
 /// A private network of one owner, as the chain indexes it.
@@ -313,7 +311,6 @@ impl ChainClient {
                 .map(|e| String::from_utf8_lossy(&e.0).into_owned()),
             last_seen: n.last_seen,
             uptime: n.uptime,
-            down_since: n.down_since,
         }))
     }
 

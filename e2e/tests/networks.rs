@@ -309,6 +309,60 @@ async fn nodes_behind_nat_join_and_reach_each_other_through_a_member_with_an_end
         tcp(&cat, &dog, "10.77.3.2", marker)? == marker,
         "cat reaches dog (TCP)"
     );
+    // The relay carries it: a's tunnel takes cat's bytes from c and gives them to d, and d's
+    // peer for a holds cat's subnet.
+    let interface = |i: usize| -> Result<String> {
+        let ns = homes[i]
+            .run_dir
+            .join("networks/networks")
+            .join(zos_e2e::container_id(contracts[i], "net"));
+        zos_testkit::netlab::links(&ns, "zw")
+            .pop()
+            .context("the network's WireGuard interface")
+    };
+    let mut keys = Vec::new();
+    for home in &homes {
+        let node = grid.client.node(&home.account()?, None).await?;
+        keys.push(node.context("registered")?.wg_public_key);
+    }
+    let relay = interface(0)?;
+    let counters = || -> Result<(u64, u64)> {
+        let device = zos_host::network::wireguard::get(&relay)?;
+        let from_c = device
+            .peers
+            .get(&keys[1])
+            .context("c is a's peer")?
+            .rx_bytes;
+        let to_d = device
+            .peers
+            .get(&keys[2])
+            .context("d is a's peer")?
+            .tx_bytes;
+        Ok((from_c, to_d))
+    };
+    let before = counters()?;
+    let big = busybox_in(
+        &cat,
+        &["ping", "-c", "3", "-s", "1000", "-W", "2", "10.77.3.2"],
+    );
+    ensure!(big.status.success(), "cat pings dog: {big:?}");
+    let after = counters()?;
+    ensure!(
+        after.0 >= before.0 + 3000 && after.1 >= before.1 + 3000,
+        "a relayed cat's pings from c to d: {before:?} -> {after:?}"
+    );
+    let on_d = zos_host::network::wireguard::get(&interface(2)?)?;
+    let via_a = &on_d
+        .peers
+        .get(&keys[0])
+        .context("a is d's peer")?
+        .allowed_ips;
+    ensure!(
+        via_a.iter().any(|ip| ip.to_string() == "10.77.2.0/24")
+            && !on_d.peers.contains_key(&keys[1]),
+        "d reaches cat's subnet through a only: {:?}",
+        on_d.peers
+    );
     let (raw, lines) = capture.stop();
     ensure!(
         !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),

@@ -278,17 +278,12 @@ pub fn wireguard_key(path: &Path) -> anyhow::Result<[u8; 32]> {
 pub struct ChainNetworkIndex {
     view: ChainView,
     runtime: tokio::runtime::Handle,
-    offline_after: std::sync::OnceLock<u64>,
 }
 
 impl ChainNetworkIndex {
     /// Reads through `view` on `runtime`.
     pub fn new(view: ChainView, runtime: tokio::runtime::Handle) -> ChainNetworkIndex {
-        ChainNetworkIndex {
-            view,
-            runtime,
-            offline_after: std::sync::OnceLock::new(),
-        }
+        ChainNetworkIndex { view, runtime }
     }
 }
 
@@ -310,22 +305,6 @@ impl crate::drivers::NetworkIndex for ChainNetworkIndex {
         Ok(self
             .runtime
             .block_on(self.view.read(|c| async move { c.node(&node, None).await }))?)
-    }
-
-    fn up_since(&self) -> anyhow::Result<u64> {
-        let offline_after = match self.offline_after.get() {
-            Some(secs) => *secs,
-            None => {
-                let secs = self
-                    .runtime
-                    .block_on(self.view.read(|c| async move { c.offline_after().await }))?;
-                *self.offline_after.get_or_init(|| secs)
-            }
-        };
-        let now = self
-            .runtime
-            .block_on(self.view.read(|c| async move { c.now(None).await }))?;
-        Ok(now.saturating_sub(offline_after))
     }
 }
 

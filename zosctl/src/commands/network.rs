@@ -32,20 +32,13 @@ pub async fn show(ctx: &Ctx, name: &str, owner: Option<&str>) -> anyhow::Result<
     for m in &record.members {
         nodes.push(client.node(&m.node, None).await?);
     }
-    // Members behind NAT reach each other through the first member with an endpoint that is up
-    // (else the first with one), as the nodes choose it.
-    let up_since = client
-        .now(None)
-        .await?
-        .saturating_sub(client.offline_after().await?);
-    let relay_of = |up_only: bool| {
-        nodes.iter().flatten().find(|n| {
-            n.endpoint.is_some()
-                && (!up_only || (n.down_since.is_none() && n.last_seen >= up_since))
-        })
-    };
-    let relay = relay_of(true)
-        .or_else(|| relay_of(false))
+    // Members behind NAT reach each other through the first member with an endpoint, as the
+    // nodes choose it; without members behind NAT there is no relay.
+    let any_behind_nat = nodes.iter().flatten().any(|n| n.endpoint.is_none());
+    let relay = nodes
+        .iter()
+        .flatten()
+        .find(|n| any_behind_nat && n.endpoint.is_some())
         .map(|n| n.account);
     for (m, node) in record.members.iter().zip(nodes) {
         // The member's state is its network workload's, as its node last reported it.

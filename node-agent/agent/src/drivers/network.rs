@@ -30,9 +30,6 @@ pub trait NetworkIndex: Send + Sync + 'static {
     fn network(&self, owner: &AccountId32, name: &[u8]) -> anyhow::Result<Option<NetworkRecord>>;
     /// A node's record (its WireGuard key and endpoint).
     fn node(&self, node: &AccountId32) -> anyhow::Result<Option<Node>>;
-    /// Chain time from which a node's last report counts it up (now less the chain's
-    /// `OfflineAfter`).
-    fn up_since(&self) -> anyhow::Result<u64>;
 }
 
 /// See the module documentation.
@@ -195,9 +192,10 @@ impl NetworkDriver {
     /// endpoint is dialed there; one behind NAT (no endpoint) is a peer of those with endpoints
     /// only, which it dials and keeps its NAT mapping open to with keepalives. Members behind NAT
     /// reach each other through the relay: the first member, in the order they joined, whose
-    /// node has an endpoint and is up (else the first with an endpoint). Members may disagree for
-    /// a while on who is up; no harm: each member behind NAT keeps a session with every member
-    /// that has an endpoint, so any of them can carry its traffic.
+    /// node has an endpoint. All members must agree on it (WireGuard accepts a relayed packet
+    /// only from the peer whose allowed IPs hold its source), so it is chosen from what changes
+    /// only with the events that make every member pass again: the index and the node records,
+    /// not liveness.
     fn peers(&self, name: &str, record: &NetworkRecord) -> Result<Vec<PeerConfig>, DriverError> {
         let mine = zos_host::network::wireguard::public_key(self.networks.private_key());
         let mut members: Vec<(&zos_chain_client::NetworkMember, Node)> = Vec::new();
@@ -225,31 +223,16 @@ impl NetworkDriver {
             }
             members.push((m, node));
         }
-        // The relay among the members with endpoints, this node included (up: it is running
-        // this). Only a node behind NAT routes through it.
-        let up_since = if me_behind_nat {
-            self.index
-                .up_since()
-                .map_err(|e| DriverError::transient("reading the chain's time", format!("{e:#}")))?
-        } else {
-            0
-        };
-        let relay_of = |up_only: bool| {
-            record.members.iter().find_map(|m| {
-                if m.node == self.node {
-                    return (!me_behind_nat).then_some(&self.node);
-                }
-                members
-                    .iter()
-                    .find(|(o, n)| {
-                        o.node == m.node
-                            && n.endpoint.is_some()
-                            && (!up_only || (n.down_since.is_none() && n.last_seen >= up_since))
-                    })
-                    .map(|_| &m.node)
-            })
-        };
-        let relay = relay_of(true).or_else(|| relay_of(false));
+        // The relay among the members with endpoints, this node included.
+        let relay = record.members.iter().find_map(|m| {
+            if m.node == self.node {
+                return (!me_behind_nat).then_some(&self.node);
+            }
+            members
+                .iter()
+                .find(|(o, n)| o.node == m.node && n.endpoint.is_some())
+                .map(|_| &m.node)
+        });
         let subnet = |m: &zos_chain_client::NetworkMember| Cidr {
             addr: Ipv4Addr::from(m.subnet.0),
             prefix: m.subnet.1,
@@ -472,13 +455,11 @@ mod tests {
 
     /// An index of one network `net` of Bob's, in memory: members (node, contract, third octet
     /// of the subnet, port slot) in the order they joined; nodes 1 (this one), 2, 4, 5 and 6 are
-    /// on the grid (those in `behind_nat` without an endpoint, those in `down` silent since chain
-    /// time 100), others have left it. Nodes are up from chain time 1000.
+    /// on the grid (those in `behind_nat` without an endpoint), others have left it.
     #[derive(Default)]
     struct FakeIndex {
         members: Vec<(u8, u64, u8, u16)>,
         behind_nat: Vec<u8>,
-        down: Vec<u8>,
     }
 
     fn account(n: u8) -> AccountId32 {
@@ -526,14 +507,9 @@ mod tests {
                 capacity: Default::default(),
                 wg_public_key: [n + 100; 32],
                 endpoint: (!self.behind_nat.contains(&n)).then_some(endpoint),
-                last_seen: if self.down.contains(&n) { 100 } else { 1000 },
+                last_seen: 0,
                 uptime: 0,
-                down_since: None,
             }))
-        }
-
-        fn up_since(&self) -> anyhow::Result<u64> {
-            Ok(1000)
         }
     }
 
@@ -583,12 +559,11 @@ mod tests {
             (5, 5, 5, 0),
             (6, 6, 6, 0),
         ];
-        let spec_with = |behind_nat: Vec<u8>, down: Vec<u8>| {
+        let spec = |behind_nat: Vec<u8>| {
             driver_of(
                 FakeIndex {
                     members: members.clone(),
                     behind_nat,
-                    down,
                 },
                 "10.250.0.1:51820",
             )
@@ -596,7 +571,6 @@ mod tests {
             .expect("spec")
             .peers
         };
-        let spec = |behind_nat| spec_with(behind_nat, Vec::new());
         // This node has an endpoint: every member is its peer; those behind NAT dial it (no
         // endpoint to send to until they do).
         assert_eq!(
@@ -628,20 +602,10 @@ mod tests {
                 peer(6, None, &[6]),
             ]
         );
-        // The first with an endpoint is down: the next one up relays; all down: the first.
+        // The first member with an endpoint moved behind NAT: the next one relays.
         assert_eq!(
-            spec_with(vec![1, 4, 6], vec![2]),
-            vec![
-                peer(2, Some("10.250.0.2:40000"), &[2]),
-                peer(5, Some("10.250.0.5:51820"), &[5, 4, 6]),
-            ]
-        );
-        assert_eq!(
-            spec_with(vec![1, 4, 6], vec![2, 5]),
-            vec![
-                peer(2, Some("10.250.0.2:40000"), &[2, 4, 6]),
-                peer(5, Some("10.250.0.5:51820"), &[5]),
-            ]
+            spec(vec![1, 2, 4, 6]),
+            vec![peer(5, Some("10.250.0.5:51820"), &[5, 4, 2, 6])]
         );
         // Everyone behind NAT: no one to dial, no relay; nothing is made up.
         assert_eq!(spec(vec![1, 2, 4, 5, 6]), vec![]);

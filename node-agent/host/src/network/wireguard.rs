@@ -160,7 +160,13 @@ pub fn configure(
         .map_or(0, |d| d.as_secs());
     for p in peers {
         let now = current.peers.get(&p.public_key);
-        let same_ips = now.is_some_and(|s| s.allowed_ips == p.allowed_ips);
+        // As sets: the order wireguard-go lists them in is its own.
+        let same_ips = now.is_some_and(|s| {
+            let (mut have, mut want) = (s.allowed_ips.clone(), p.allowed_ips.clone());
+            have.sort();
+            want.sort();
+            have == want
+        });
         let same_keepalive = now.is_some_and(|s| s.keepalive == p.keepalive);
         // A peer heard from lately keeps the endpoint it was heard from (it roamed, or sits
         // behind NAT); one silent for longer than a session is sent to its endpoint on chain.
