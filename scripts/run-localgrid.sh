@@ -12,10 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run-localgrid: the node agent runs containers and mounts volumes: run as root" >&2
   exit 1
 fi
-# One package per build: each reuses the artifacts of its own earlier builds (building them
-# together would unify features differently and rebuild much of polkadot-sdk).
-cargo build -p zos-chain --locked
-cargo build -p zos-agent --locked
-cargo build -p zosctl --locked
-cargo build -p zos-e2e --bin zos-localgrid --locked
+# The very build test.sh makes (the whole workspace, every target): features unify alike, so the
+# two commands compile polkadot-sdk once between them, in either order.
+cargo build --workspace --all-targets --locked
 exec "$target_dir/debug/zos-localgrid" "$@"
