@@ -1,7 +1,8 @@
 //! `zos-localgrid`: a local grid on this machine for trying Zero-OS out: a dev chain
 //! (ws://127.0.0.1:9944), an OCI registry (127.0.0.1:5000) holding a busybox image, Alice's farm
 //! `localgrid`, and one node agent registered under it, ready for a deployment from `examples/`
-//! (written with the pushed image's digest). Runs until Ctrl-C, then removes what it made.
+//! (written with the pushed image's digest). Runs until Ctrl-C (or SIGTERM, SIGHUP), then removes
+//! what it made.
 //!
 //! Environment: `ZOS_RPC_PORT` (9944), `ZOS_REGISTRY_PORT` (5000), `ZOS_LOCALGRID_DIR`
 //! (/var/tmp/zos-localgrid, emptied at start).
@@ -21,8 +22,34 @@ fn port(var: &str, default: u16) -> Result<u16> {
     }
 }
 
+const USAGE: &str = "usage: zos-localgrid
+
+Runs a local grid on this machine (as root): a dev chain, an OCI registry with a busybox image,
+the farm `localgrid` and one node agent, until Ctrl-C (or SIGTERM, SIGHUP); then removes what it
+made. It takes no arguments; the environment sets ZOS_RPC_PORT (9944), ZOS_REGISTRY_PORT (5000)
+and ZOS_LOCALGRID_DIR (/var/tmp/zos-localgrid, emptied at start).";
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Some(_) => {
+            eprintln!("zos-localgrid: unexpected arguments {args:?}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+    // Stopped by a service manager or a closed terminal as by Ctrl-C: everything is removed. The
+    // handlers are in place before anything starts: a signal during the set-up is acted on once
+    // it is done, never by dying with the children left behind.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let rpc_port = port("ZOS_RPC_PORT", 9944)?;
     let registry_port = port("ZOS_REGISTRY_PORT", 5000)?;
     let root = PathBuf::from(
@@ -76,7 +103,7 @@ async fn main() -> Result<()> {
 
     let zosctl = std::env::current_exe()?.with_file_name("zosctl");
     println!(
-        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid, id {} (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\ndeploy an example:\n  {} --key //Bob apply -f {}/container-with-volume.yaml --node {node}\n\nCtrl-C stops it all.",
+        "\nlocal grid ready\n  chain     {chain_url}\n  registry  {}\n  image     {}\n  farm      localgrid, id {} (owner //Alice)\n  node      {node}\n  capacity  {} CPUs, {} MiB memory, {} GiB storage\n  examples  {} (the image digest filled in)\n  agent     {} (zos-agent status --config {})\n\ndeploy an example:\n  {} --key //Bob apply -f {}/container-with-volume.yaml --node {node}\n\nCtrl-C (or SIGTERM) stops it all.",
         grid.registry.addr,
         grid.image,
         grid.farm_id,
@@ -93,7 +120,9 @@ async fn main() -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
+            _ = term.recv() => break,
+            _ = hangup.recv() => break,
             _ = tick.tick() => {
                 if let Err(e) = agent.process.check_running() {
                     eprintln!("{e}");
