@@ -10,6 +10,25 @@ use std::{
 use anyhow::{ensure, Context, Result};
 use zos_testkit::{free_port, netlab::process_with_arg};
 
+/// The launcher, stopped (SIGTERM, then SIGKILL) when the test fails before it stops it.
+struct Launched(std::process::Child);
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && self.0.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn binary(name: &str) -> std::path::PathBuf {
     std::env::current_exe()
         .expect("the test's path")
@@ -33,21 +52,24 @@ async fn the_local_grid_comes_up_and_leaves_nothing_running_when_stopped() -> Re
     for signal in ["INT", "TERM"] {
         let dir = tempfile::tempdir()?;
         let (rpc, registry) = (free_port()?, free_port()?);
+        ensure!(rpc != registry, "two free ports");
         let path = format!(
             "{}:{}",
             binary("zos-localgrid").parent().context("dir")?.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut grid = Command::new(binary("zos-localgrid"))
-            .env("ZOS_RPC_PORT", rpc.to_string())
-            .env("ZOS_REGISTRY_PORT", registry.to_string())
-            .env("ZOS_LOCALGRID_DIR", dir.path())
-            .env("PATH", path)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("stderr"))?)
-            .spawn()?;
+        let mut grid = Launched(
+            Command::new(binary("zos-localgrid"))
+                .env("ZOS_RPC_PORT", rpc.to_string())
+                .env("ZOS_REGISTRY_PORT", registry.to_string())
+                .env("ZOS_LOCALGRID_DIR", dir.path())
+                .env("PATH", path)
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(dir.path().join("stderr"))?)
+                .spawn()?,
+        );
         // Read to the end, as a terminal would: a closed pipe would fail its later lines.
-        let stdout = grid.stdout.take().context("stdout")?;
+        let stdout = grid.0.stdout.take().context("stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -60,9 +82,13 @@ async fn the_local_grid_comes_up_and_leaves_nothing_running_when_stopped() -> Re
             tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(180))).await?;
         let config = dir.path().join("agent/agent.toml");
         let config = config.to_string_lossy().into_owned();
-        let up = ready.is_ok() && process_with_arg(&config);
+        // Up: the agent, the chain (its RPC port is an argument) and the registry (its port taken).
+        let up = ready.is_ok()
+            && process_with_arg(&config)
+            && process_with_arg(&rpc.to_string())
+            && std::net::TcpListener::bind(("127.0.0.1", registry)).is_err();
         let kill = Command::new("kill")
-            .args([&format!("-{signal}"), &grid.id().to_string()])
+            .args([&format!("-{signal}"), &grid.0.id().to_string()])
             .status()?;
         ensure!(
             up,
@@ -70,7 +96,7 @@ async fn the_local_grid_comes_up_and_leaves_nothing_running_when_stopped() -> Re
             std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
         );
         ensure!(kill.success(), "kill -{signal}");
-        let status = grid.wait()?;
+        let status = grid.0.wait()?;
         let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
         ensure!(status.success(), "stopped by SIG{signal}: {status}\n{log}");
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -118,6 +118,7 @@ async fn main() -> Result<()> {
     );
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut agent_died = None;
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
@@ -125,14 +126,24 @@ async fn main() -> Result<()> {
             _ = hangup.recv() => break,
             _ = tick.tick() => {
                 if let Err(e) = agent.process.check_running() {
-                    eprintln!("{e}");
+                    agent_died = Some(e);
                     break;
                 }
             }
         }
     }
-    eprintln!("stopping: the agent, its containers and volumes, the chain, the registry");
+    // Written without panicking: after a hang-up the terminal is gone, and a panic here would
+    // leave the children running.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "stopping: the agent, its containers and volumes, the chain, the registry"
+    );
     drop(agent);
     clean_host(&home);
-    Ok(())
+    match agent_died {
+        // A service manager sees the failure.
+        Some(e) => Err(e).context("the node agent stopped"),
+        None => Ok(()),
+    }
 }

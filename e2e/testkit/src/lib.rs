@@ -194,7 +194,10 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
+            // Never a second panic (a closed stderr): that would abort before the stop below.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "---- last lines of {} ----\n{}\n----",
                 self.name,
                 self.tail()
